@@ -1,0 +1,1 @@
+//! Safety checkers run after every simulated event (being written).

@@ -1,0 +1,3 @@
+//! A seeded discrete-event simulator for the `raft` core.
+
+pub mod checkers;
