@@ -18,7 +18,10 @@ impl HardState {
     /// The postcard-encoded size in bytes.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        varint_len(self.term.0) + self.voted_for.map_or(1, |id| 1 + varint_len(u64::from(id.0)))
+        varint_len(self.term.0)
+            + self
+                .voted_for
+                .map_or(1, |id| 1 + varint_len(u64::from(id.0)))
     }
 }
 

@@ -296,7 +296,10 @@ mod tests {
     #[test]
     fn append_rejects_gaps_and_term_regressions_without_change() {
         let mut log = log_of(&[1, 2]);
-        assert!(matches!(log.append(vec![entry(4, 2)]), Err(LogError::Gap { .. })));
+        assert!(matches!(
+            log.append(vec![entry(4, 2)]),
+            Err(LogError::Gap { .. })
+        ));
         assert!(matches!(
             log.append(vec![entry(3, 1)]),
             Err(LogError::TermRegression { .. })

@@ -103,6 +103,13 @@ pub enum Rejected {
         /// The node's last applied index.
         last_applied: Index,
     },
+    /// The log ends at the largest index, so no entry can follow it (only reachable through a
+    /// nonsense snapshot or a corrupt durable state).
+    #[error("the log is full: it ends at {last_index}")]
+    LogFull {
+        /// The log's last index.
+        last_index: Index,
+    },
 }
 
 /// Everything one step produced.
@@ -366,7 +373,8 @@ impl Node {
 
     fn tick_leader(&mut self) {
         for slot in 0..self.peers.len() {
-            if let ReplicationState::Snapshot { elapsed_ticks, .. } = &mut self.progress[slot].state {
+            if let ReplicationState::Snapshot { elapsed_ticks, .. } = &mut self.progress[slot].state
+            {
                 *elapsed_ticks += 1;
                 if *elapsed_ticks >= self.config.election_ticks {
                     // The snapshot (or its reply) was probably lost: send the latest again.
@@ -389,8 +397,13 @@ impl Node {
                 leader_hint: self.leader,
             });
         }
+        let last_index = self.durable.log.last_index();
+        if last_index == Index(u64::MAX) {
+            // `next()` would saturate and the proposal would overwrite the last entry.
+            return Err(Rejected::LogFull { last_index });
+        }
         let entry = Entry {
-            index: self.durable.log.last_index().next(),
+            index: last_index.next(),
             term: self.term(),
             command,
         };
@@ -524,7 +537,9 @@ impl Node {
         let (mut prev_index, mut prev_term) = (prev_index, prev_term);
         if prev_index < snapshot_index {
             let behind = snapshot_index.0 - prev_index.0;
-            let skip = usize::try_from(behind).unwrap_or(usize::MAX).min(entries.len());
+            let skip = usize::try_from(behind)
+                .unwrap_or(usize::MAX)
+                .min(entries.len());
             entries.drain(..skip);
             prev_index = snapshot_index;
             prev_term = log.snapshot_term();
@@ -572,7 +587,19 @@ impl Node {
             .iter()
             .position(|e| log.term_at(e.index) != Some(e.term));
         let expected = |k: usize| prev_index.plus(k as u64 + 1);
-        if entries.iter().enumerate().any(|(k, e)| e.index != expected(k)) {
+        if entries
+            .iter()
+            .enumerate()
+            .any(|(k, e)| e.index != expected(k))
+        {
+            return None;
+        }
+        // Terms never decrease along a leader's log; a message where they do is nonsense.
+        let prev_term = log.term_at(prev_index).unwrap_or(Term(0));
+        if !std::iter::once(prev_term)
+            .chain(entries.iter().map(|e| e.term))
+            .is_sorted()
+        {
             return None;
         }
         if let Some(k) = first_new {
@@ -772,9 +799,11 @@ impl Node {
     fn leader_maybe_commit(&mut self) {
         self.scratch.clear();
         self.scratch.push(self.durable.log.last_index());
-        self.scratch.extend(self.progress.iter().map(|p| p.match_index));
+        self.scratch
+            .extend(self.progress.iter().map(|p| p.match_index));
         let candidate = quorum::committed_index(&mut self.scratch);
-        if candidate > self.commit_index && self.durable.log.term_at(candidate) == Some(self.term()) {
+        if candidate > self.commit_index && self.durable.log.term_at(candidate) == Some(self.term())
+        {
             self.commit_index = candidate;
         }
     }
@@ -783,6 +812,12 @@ impl Node {
 
     fn campaign(&mut self) {
         let term = self.term().next();
+        if term == self.term() {
+            // The term is saturated (only a nonsense message gets it there): campaigning in it
+            // again would cast a second vote in one term.
+            self.reset_election_timer();
+            return;
+        }
         self.durable.hard_state = HardState {
             term,
             voted_for: Some(self.config.id),
@@ -809,8 +844,16 @@ impl Node {
     }
 
     fn become_leader(&mut self) {
-        debug_assert_eq!(self.role, Role::Candidate, "only a candidate wins an election");
-        debug_assert_eq!(self.voted_for(), Some(self.config.id), "a leader voted for itself");
+        debug_assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate wins an election"
+        );
+        debug_assert_eq!(
+            self.voted_for(),
+            Some(self.config.id),
+            "a leader voted for itself"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.votes_granted.clear();
@@ -879,9 +922,14 @@ impl Node {
             return;
         }
         let from = self.last_applied.next();
-        let count = usize::try_from(self.commit_index.0 - self.last_applied.0).unwrap_or(usize::MAX);
+        let count =
+            usize::try_from(self.commit_index.0 - self.last_applied.0).unwrap_or(usize::MAX);
         let entries = self.durable.log.slice(from, count, usize::MAX);
-        debug_assert_eq!(entries.len(), count, "committed entries above the snapshot are held");
+        debug_assert_eq!(
+            entries.len(),
+            count,
+            "committed entries above the snapshot are held"
+        );
         self.last_applied = self.commit_index;
         self.deliveries.push(Output::Apply(entries));
     }
@@ -892,10 +940,19 @@ impl Node {
 
     fn debug_assert_invariants(&self) {
         let log = &self.durable.log;
-        debug_assert!(log.snapshot_index() <= self.last_applied, "snapshot <= applied");
+        debug_assert!(
+            log.snapshot_index() <= self.last_applied,
+            "snapshot <= applied"
+        );
         debug_assert!(self.last_applied <= self.commit_index, "applied <= commit");
-        debug_assert!(self.commit_index <= log.last_index(), "commit <= last index");
-        debug_assert!(log.last_term() <= self.term(), "no log entry from the future");
+        debug_assert!(
+            self.commit_index <= log.last_index(),
+            "commit <= last index"
+        );
+        debug_assert!(
+            log.last_term() <= self.term(),
+            "no log entry from the future"
+        );
         if self.role == Role::Leader {
             debug_assert_eq!(self.voted_for(), Some(self.config.id));
             debug_assert_eq!(self.progress.len(), self.peers.len());

@@ -155,6 +155,10 @@ mod tests {
         assert!(p.can_send(8));
         p.on_sent(Index(5));
         assert!(!p.can_send(8));
-        assert_eq!(p.next_index, Index(5), "probing does not advance next optimistically");
+        assert_eq!(
+            p.next_index,
+            Index(5),
+            "probing does not advance next optimistically"
+        );
     }
 }
