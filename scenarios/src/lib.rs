@@ -1,0 +1,4 @@
+//! The MIT 6.5840 and SJTU CSE lab 3 Raft tests as named, seeded scenarios, and the `sim` CLI.
+
+pub mod cli;
+pub mod seeds;
