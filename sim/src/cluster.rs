@@ -1,0 +1,674 @@
+//! The simulated cluster: nodes, their durable stores and applications, the network, the event
+//! queue, the checkers and the trace, advanced one event at a time.
+//!
+//! Every node step goes through [`Cluster::step`], which performs the step's outputs strictly in
+//! order (`Persist` → the node's store, `Send` → the network, `Apply`/`Restore` → the tester's
+//! application and its checks), hands each output and then the node to the checkers, and writes
+//! one trace record. Snapshots the application asks for (MIT's `applierSnap`) are stepped right
+//! after, each as its own event.
+
+use crate::checkers::{Checkers, Violation};
+use crate::clock::{NodeClock, SimTime};
+use crate::engine::{Event, EventQueue, Incarnation, TaskId};
+use crate::network::{Counters, InFlight, LostReason, Network, NetworkProfile, Route, slot};
+use crate::rng::{Purpose, SimRng, derive_seed};
+use crate::run::{Failure, FailureKind, RunOptions};
+use crate::scenario::Setup;
+use crate::storage::Store;
+use crate::tester::apps::{Apps, Compaction};
+use crate::trace::{EventKind, MessageKind, NodeView, Trace, TraceRecord};
+use raft::{Accepted, Config, Input, Message, Node, NodeId, Output, Rejected};
+use std::task::Waker;
+
+/// The most events a queue may hold at once (a runaway sender fails the run instead of eating
+/// memory).
+pub const PENDING_EVENTS_MAX: usize = 4_000_000;
+
+/// What [`Cluster::next_event`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Handled a node event (or skipped a stale one).
+    Handled,
+    /// Fired a task's timer: the executor has a task to poll.
+    Woke,
+    /// Nothing is scheduled.
+    Idle,
+    /// The run has failed (a violation, the time limit or the event budget).
+    Stop,
+}
+
+/// Per-node bookkeeping that outlives a node's incarnations.
+#[derive(Clone, Copy, Debug)]
+struct NodeMeta {
+    incarnation: Incarnation,
+    alive: bool,
+    /// How many times the node was started (0 before its first start).
+    starts: u32,
+    clock: NodeClock,
+}
+
+/// The random streams of a run, one per purpose.
+#[derive(Clone, Debug)]
+pub(crate) struct Rngs {
+    pub network: SimRng,
+    pub timers: SimRng,
+    pub tester: SimRng,
+    pub workload: SimRng,
+    pub faults: SimRng,
+}
+
+/// Everything a step's outputs touch (split from the nodes so both can be borrowed at once).
+struct Env {
+    setup: Setup,
+    root_seed: u64,
+    ids: Vec<NodeId>,
+    meta: Vec<NodeMeta>,
+    stores: Vec<Store>,
+    network: Network,
+    apps: Apps,
+    queue: EventQueue,
+    checkers: Option<Checkers>,
+    trace: Trace,
+    rngs: Rngs,
+    now: SimTime,
+    events: u64,
+    max_events: u64,
+    /// While a request is being handled: its sender and the sender's incarnation, so replies
+    /// go to that incarnation only (labrpc: no reply reaches a restarted caller).
+    reply_route: Option<(NodeId, Incarnation)>,
+    compactions: Vec<Compaction>,
+    failure: Option<Failure>,
+}
+
+/// The simulated system. The scenario's [`crate::Tester`] is its public face.
+pub struct Cluster {
+    nodes: Vec<Option<Node>>,
+    /// Reused output buffer (no allocation per step).
+    outputs: Vec<Output>,
+    env: Env,
+}
+
+impl Cluster {
+    /// A cluster for `setup` under root seed `seed`, every node started and connected.
+    pub(crate) fn new(setup: &Setup, seed: u64, options: &RunOptions) -> Cluster {
+        let count = usize::try_from(setup.nodes).unwrap_or(0);
+        let ids: Vec<NodeId> = (0..setup.nodes).map(NodeId).collect();
+        let mut timers = SimRng::new(seed, Purpose::Timers);
+        let meta = (0..count)
+            .map(|_| NodeMeta {
+                incarnation: Incarnation(0),
+                alive: false,
+                starts: 0,
+                clock: NodeClock::draw(&mut timers, setup.tick_us, setup.tick_skew_per_mille_max),
+            })
+            .collect();
+        let env = Env {
+            setup: *setup,
+            root_seed: seed,
+            meta,
+            stores: vec![Store::new(); count],
+            network: Network::new(count, setup.network_profile(setup.reliable)),
+            apps: Apps::new(setup.app, count),
+            queue: EventQueue::new(PENDING_EVENTS_MAX),
+            checkers: options.checkers.then(|| Checkers::new(&ids)),
+            trace: Trace::new(options.record_trace),
+            rngs: Rngs {
+                network: SimRng::new(seed, Purpose::Network),
+                timers,
+                tester: SimRng::new(seed, Purpose::Tester),
+                workload: SimRng::new(seed, Purpose::Workload),
+                faults: SimRng::new(seed, Purpose::Faults),
+            },
+            ids,
+            now: SimTime::ZERO,
+            events: 0,
+            max_events: options.max_events,
+            reply_route: None,
+            compactions: Vec::new(),
+            failure: None,
+        };
+        let mut cluster = Cluster {
+            nodes: vec![None; count],
+            outputs: Vec::with_capacity(64),
+            env,
+        };
+        if count == 0 {
+            cluster.env.fail(
+                FailureKind::Check,
+                "a cluster needs at least one node".into(),
+            );
+        }
+        for id in cluster.env.ids.clone() {
+            cluster.boot(id);
+        }
+        cluster
+    }
+
+    // ----- Queries -----
+
+    /// Current virtual time.
+    #[must_use]
+    pub fn now(&self) -> SimTime {
+        self.env.now
+    }
+
+    /// Events handled so far.
+    #[must_use]
+    pub fn events(&self) -> u64 {
+        self.env.events
+    }
+
+    /// The setup the cluster was built from.
+    #[must_use]
+    pub fn setup(&self) -> &Setup {
+        &self.env.setup
+    }
+
+    /// Node ids, in order.
+    #[must_use]
+    pub fn ids(&self) -> &[NodeId] {
+        &self.env.ids
+    }
+
+    /// The live incarnation of `node`, if it is up.
+    #[must_use]
+    pub fn node(&self, node: NodeId) -> Option<&Node> {
+        self.nodes.get(slot(node))?.as_ref()
+    }
+
+    /// `node`'s durable store (kept across crashes).
+    #[must_use]
+    pub fn store(&self, node: NodeId) -> Option<&Store> {
+        self.env.stores.get(slot(node))
+    }
+
+    /// Every store, by node id.
+    #[must_use]
+    pub fn stores(&self) -> &[Store] {
+        &self.env.stores
+    }
+
+    /// The network (connectivity, profile, counters).
+    #[must_use]
+    pub fn network(&self) -> &Network {
+        &self.env.network
+    }
+
+    /// The network's counters.
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        self.env.network.counters()
+    }
+
+    /// The tester's applications.
+    #[must_use]
+    pub fn apps(&self) -> &Apps {
+        &self.env.apps
+    }
+
+    /// The first failure of the run, if any.
+    #[must_use]
+    pub fn failure(&self) -> Option<&Failure> {
+        self.env.failure.as_ref()
+    }
+
+    /// The random streams (for the tester's draws).
+    pub(crate) fn rngs(&mut self) -> &mut Rngs {
+        &mut self.env.rngs
+    }
+
+    /// Records the first failure of the run, stamped with the current time and event.
+    pub(crate) fn fail(&mut self, kind: FailureKind, message: String) {
+        self.env.fail(kind, message);
+    }
+
+    // ----- The event loop -----
+
+    /// Pops and handles the next event, enforcing the run's time limit and event budget.
+    pub(crate) fn next_event(&mut self) -> Next {
+        if self.env.failure.is_some() {
+            return Next::Stop;
+        }
+        let Some(at) = self.env.queue.peek_time() else {
+            return Next::Idle;
+        };
+        if at.as_us() > self.env.setup.time_limit_us {
+            self.env.now = SimTime(self.env.setup.time_limit_us);
+            let limit_s = self.env.setup.time_limit_us / 1_000_000;
+            let message = format!("test took longer than {limit_s} seconds of virtual time");
+            self.env.fail(FailureKind::Liveness, message);
+            return Next::Stop;
+        }
+        if self.env.events >= self.env.max_events {
+            let message = format!("event budget of {} events exhausted", self.env.max_events);
+            self.env.fail(FailureKind::Liveness, message);
+            return Next::Stop;
+        }
+        let Some(scheduled) = self.env.queue.pop() else {
+            return Next::Idle;
+        };
+        self.env.now = scheduled.at;
+        match scheduled.event {
+            Event::Tick { node, incarnation } => self.tick(node, incarnation),
+            Event::Deliver(flight) => self.deliver(flight),
+            Event::Wake { task, waker } => {
+                let event = self.env.begin_event();
+                self.env
+                    .record(event, None, EventKind::Wake { task: task.0 }, 0, None);
+                waker.wake();
+                return Next::Woke;
+            }
+        }
+        Next::Handled
+    }
+
+    /// Schedules `waker` to be woken at `at` (a sleeping task's timer).
+    pub(crate) fn schedule_wake(&mut self, at: SimTime, task: TaskId, waker: Waker) {
+        self.env.schedule(at, Event::Wake { task, waker });
+    }
+
+    fn tick(&mut self, node: NodeId, incarnation: Incarnation) {
+        let Some(meta) = self.env.meta.get(slot(node)) else {
+            return;
+        };
+        if !meta.alive || meta.incarnation != incarnation {
+            return; // A tick of a crashed incarnation: stale, not an event.
+        }
+        let next = self.env.now.plus_us(meta.clock.tick_interval_us);
+        self.env.schedule(next, Event::Tick { node, incarnation });
+        self.step(node, Input::Tick, |_| EventKind::Tick);
+    }
+
+    fn deliver(&mut self, flight: InFlight) {
+        let InFlight {
+            from,
+            to,
+            from_incarnation,
+            to_incarnation,
+            bytes,
+            message,
+            ..
+        } = flight;
+        let kind = MessageKind::of(&message.payload);
+        let is_request = message.payload.is_request();
+        if let Some(reason) = self
+            .env
+            .lost_reason(from, from_incarnation, to, to_incarnation)
+        {
+            self.env.network.on_lost_in_flight();
+            let event = self.env.begin_event();
+            let what = EventKind::Lost {
+                from: from.0,
+                message: kind,
+                reason,
+            };
+            self.env.record(event, Some(to), what, 0, None);
+            return;
+        }
+        self.env.network.on_delivered(to, is_request, bytes);
+        if is_request {
+            self.env.reply_route = Some((from, from_incarnation));
+        }
+        let term = message.term.0;
+        let describe = move |_: &Result<Accepted, Rejected>| EventKind::Deliver {
+            from: from.0,
+            message: kind,
+            term,
+        };
+        self.step(to, Input::Receive { from, message }, describe);
+        self.env.reply_route = None;
+    }
+
+    // ----- Stepping nodes -----
+
+    /// Steps `node` with `input`, performs its outputs in order, runs the checkers, records the
+    /// event (described by `describe` from the step's result), then runs the compactions the
+    /// application asked for. None if the node is down or the run has failed.
+    pub(crate) fn step<F>(
+        &mut self,
+        id: NodeId,
+        input: Input,
+        describe: F,
+    ) -> Option<Result<Accepted, Rejected>>
+    where
+        F: FnOnce(&Result<Accepted, Rejected>) -> EventKind,
+    {
+        if self.env.failure.is_some() {
+            return None;
+        }
+        let node = self.nodes.get_mut(slot(id))?.as_mut()?;
+        let event = self.env.begin_event();
+        let result = node.step_into(input, &mut self.outputs);
+        let count = self.outputs.len();
+        for output in self.outputs.drain(..) {
+            if self.env.failure.is_none() {
+                self.env.perform(id, output);
+            }
+        }
+        if self.env.failure.is_none()
+            && let Some(checkers) = &mut self.env.checkers
+            && let Err(violation) = checkers.after_step(node)
+        {
+            self.env.violation(violation);
+        }
+        let view = NodeView::of(node);
+        self.env
+            .record(event, Some(id), describe(&result), count, Some(view));
+        self.run_compactions(id);
+        Some(result)
+    }
+
+    /// Steps the compactions the application asked for during the last step, in order.
+    fn run_compactions(&mut self, id: NodeId) {
+        if self.env.compactions.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.env.compactions);
+        for Compaction { index, snapshot } in pending {
+            let describe = move |result: &Result<Accepted, Rejected>| EventKind::Compact {
+                index: index.0,
+                accepted: result.is_ok(),
+            };
+            let result = self.step(id, Input::Compact { index, snapshot }, describe);
+            if let Some(Err(rejected)) = result {
+                let message =
+                    format!("{id} refused the application's snapshot at {index}: {rejected}");
+                self.env.fail(FailureKind::Safety, message);
+            }
+        }
+    }
+
+    // ----- Crashes and restarts -----
+
+    /// Kills `node`'s current incarnation: its volatile state is gone, its store stays, and
+    /// messages to or from it still in flight will be lost. False if it was already down.
+    pub(crate) fn crash(&mut self, id: NodeId) -> bool {
+        let i = slot(id);
+        let Some(node) = self.nodes.get_mut(i) else {
+            return false;
+        };
+        if node.take().is_none() {
+            return false;
+        }
+        let event = self.env.begin_event();
+        if let Some(meta) = self.env.meta.get_mut(i) {
+            meta.alive = false;
+            meta.incarnation.0 += 1;
+        }
+        if let Some(checkers) = &mut self.env.checkers {
+            checkers.on_crash(id);
+        }
+        self.env.record(event, Some(id), EventKind::Crash, 0, None);
+        true
+    }
+
+    /// Starts a new incarnation of `node` from its durable store (crashing the current one
+    /// first), with a fresh core seed; the application restarts per its lab's semantics. The
+    /// node's connectivity is unchanged. False if the node could not start.
+    pub(crate) fn restart(&mut self, id: NodeId) -> bool {
+        if self.env.failure.is_some() || slot(id) >= self.nodes.len() {
+            return false;
+        }
+        self.crash(id);
+        self.boot(id)
+    }
+
+    /// Starts `node` (which must be down) from its store.
+    fn boot(&mut self, id: NodeId) -> bool {
+        let i = slot(id);
+        let Some(meta) = self.env.meta.get(i).copied() else {
+            return false;
+        };
+        // The first boot is part of building the cluster, not an event.
+        let event = if meta.starts > 0 {
+            self.env.begin_event()
+        } else {
+            0
+        };
+        let config = self.env.config_for(id, meta.starts);
+        let durable = self.env.stores[i].durable().clone();
+        let node = match Node::restore(config, durable) {
+            Ok(node) => node,
+            Err(error) => {
+                let message = format!("{id} cannot start from its durable state: {error}");
+                self.env.fail(FailureKind::Safety, message);
+                return false;
+            }
+        };
+        if meta.starts > 0 {
+            if let Err(message) = self.env.apps.on_restart(i, node.log().snapshot()) {
+                self.env.fail(FailureKind::Safety, message);
+                return false;
+            }
+            self.env.network.reset_node_counters(id);
+            if let Some(checkers) = &mut self.env.checkers
+                && let Err(violation) = checkers.on_restart(&node)
+            {
+                self.env.violation(violation);
+            }
+            self.env.record(
+                event,
+                Some(id),
+                EventKind::Restart,
+                0,
+                Some(NodeView::of(&node)),
+            );
+        }
+        let first_tick = meta
+            .clock
+            .first_tick(&mut self.env.rngs.timers, self.env.now);
+        let tick = Event::Tick {
+            node: id,
+            incarnation: meta.incarnation,
+        };
+        self.env.schedule(first_tick, tick);
+        self.env.meta[i].alive = true;
+        self.env.meta[i].starts += 1;
+        self.nodes[i] = Some(node);
+        true
+    }
+
+    // ----- The network -----
+
+    /// Connects (MIT `connect`, SJTU `enable_node`) or disconnects `node`.
+    pub(crate) fn set_connected(&mut self, id: NodeId, connected: bool) {
+        let event = self.env.begin_event();
+        self.env.network.set_connected(id, connected);
+        let kind = if connected {
+            EventKind::Connect
+        } else {
+            EventKind::Disconnect
+        };
+        self.env.record(event, Some(id), kind, 0, None);
+    }
+
+    /// Cuts or restores the one-way link `from → to`.
+    pub(crate) fn set_link_cut(&mut self, from: NodeId, to: NodeId, cut: bool) {
+        let event = self.env.begin_event();
+        self.env.network.set_link_cut(from, to, cut);
+        let kind = EventKind::Link { to: to.0, cut };
+        self.env.record(event, Some(from), kind, 0, None);
+    }
+
+    /// Restores every cut link.
+    pub(crate) fn heal_links(&mut self) {
+        let event = self.env.begin_event();
+        self.env.network.heal_links();
+        self.env.record(event, None, EventKind::HealLinks, 0, None);
+    }
+
+    /// Changes the network's fault profile and long-reordering flag.
+    pub(crate) fn set_network(&mut self, profile: NetworkProfile, long_reordering: bool) {
+        let event = self.env.begin_event();
+        self.env.network.set_profile(profile);
+        self.env.network.set_long_reordering(long_reordering);
+        let reliable = profile.request.drop_per_mille == 0
+            && profile.reply.drop_per_mille == 0
+            && profile.request.delay_us_max == profile.request.delay_us_min;
+        let kind = EventKind::Network {
+            reliable,
+            long_reordering,
+        };
+        self.env.record(event, None, kind, 0, None);
+    }
+
+    /// Ends the run's bookkeeping: the trace hash and the kept records.
+    pub(crate) fn finish_trace(&mut self) -> (u64, Option<Vec<TraceRecord>>) {
+        (self.env.trace.hash(), self.env.trace.take_records())
+    }
+}
+
+impl Env {
+    fn begin_event(&mut self) -> u64 {
+        self.events += 1;
+        self.events
+    }
+
+    fn record(
+        &mut self,
+        event: u64,
+        node: Option<NodeId>,
+        kind: EventKind,
+        outputs: usize,
+        after: Option<NodeView>,
+    ) {
+        self.trace.push(TraceRecord {
+            event,
+            at_us: self.now.as_us(),
+            node: node.map(|n| n.0),
+            kind,
+            outputs: u32::try_from(outputs).unwrap_or(u32::MAX),
+            after,
+        });
+    }
+
+    fn fail(&mut self, kind: FailureKind, message: String) {
+        if self.failure.is_none() {
+            self.failure = Some(Failure {
+                kind,
+                message,
+                at_us: self.now.as_us(),
+                event: self.events,
+            });
+        }
+    }
+
+    fn violation(&mut self, violation: Violation) {
+        let message = format!("checker {}: {}", violation.checker, violation.message);
+        self.fail(FailureKind::Safety, message);
+    }
+
+    fn schedule(&mut self, at: SimTime, event: Event) {
+        if let Err(full) = self.queue.push(at, event) {
+            self.fail(FailureKind::Liveness, full.to_string());
+        }
+    }
+
+    fn config_for(&self, id: NodeId, starts: u32) -> Config {
+        let purpose = Purpose::NodeSeed {
+            node: id.0,
+            incarnation: starts,
+        };
+        let mut config = Config::new(id, self.ids.clone(), derive_seed(self.root_seed, purpose));
+        config.election_ticks = self.setup.election_ticks;
+        config.heartbeat_ticks = self.setup.heartbeat_ticks;
+        config
+    }
+
+    fn is_current(&self, node: NodeId, incarnation: Incarnation) -> bool {
+        self.meta
+            .get(slot(node))
+            .is_some_and(|meta| meta.alive && meta.incarnation == incarnation)
+    }
+
+    fn lost_reason(
+        &self,
+        from: NodeId,
+        from_incarnation: Incarnation,
+        to: NodeId,
+        to_incarnation: Incarnation,
+    ) -> Option<LostReason> {
+        if !self.network.link_up(from, to) {
+            Some(LostReason::LinkDown)
+        } else if !self.is_current(from, from_incarnation) {
+            Some(LostReason::SenderGone)
+        } else if !self.is_current(to, to_incarnation) {
+            Some(LostReason::ReceiverGone)
+        } else {
+            None
+        }
+    }
+
+    /// Performs one output of `id`'s step.
+    fn perform(&mut self, id: NodeId, output: Output) {
+        if let Some(checkers) = &mut self.checkers
+            && let Err(violation) = checkers.on_output(id, &output)
+        {
+            self.violation(violation);
+            return;
+        }
+        let i = slot(id);
+        match output {
+            Output::Persist(op) => {
+                if let Err(error) = self.stores[i].apply(&op) {
+                    let message = format!("{id}'s store rejected a persist: {error}");
+                    self.fail(FailureKind::Safety, message);
+                }
+            }
+            Output::Send { to, message } => self.send(id, to, message),
+            Output::Apply(entries) => {
+                if let Err(message) = self.apps.apply(i, entries, &mut self.compactions) {
+                    self.fail(FailureKind::Safety, message);
+                }
+            }
+            Output::Restore(snapshot) => {
+                if let Err(message) = self.apps.restore(i, &snapshot) {
+                    self.fail(FailureKind::Safety, message);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
+        let Some(receiver) = self.meta.get(slot(to)).copied() else {
+            self.fail(
+                FailureKind::Safety,
+                format!("{from} sent to unknown node {to}"),
+            );
+            return;
+        };
+        let is_request = message.payload.is_request();
+        let to_incarnation = match self.reply_route {
+            Some((requester, incarnation)) if !is_request && requester == to => incarnation,
+            Some(_) | None => receiver.incarnation,
+        };
+        let receiver_up = receiver.alive && receiver.incarnation == to_incarnation;
+        let bytes = message.encoded_len() as u64;
+        let rng = &mut self.rngs.network;
+        let route = self
+            .network
+            .route(rng, from, to, is_request, bytes, receiver_up);
+        let Route::Deliver {
+            delay_us,
+            duplicate_delay_us,
+        } = route
+        else {
+            return;
+        };
+        let from_incarnation = self.meta[slot(from)].incarnation;
+        let flight = InFlight {
+            from,
+            to,
+            from_incarnation,
+            to_incarnation,
+            sent_at: self.now,
+            bytes,
+            message,
+        };
+        let duplicate = duplicate_delay_us.map(|delay_us| (delay_us, flight.clone()));
+        self.schedule(self.now.plus_us(delay_us), Event::Deliver(flight));
+        if let Some((delay_us, copy)) = duplicate {
+            self.schedule(self.now.plus_us(delay_us), Event::Deliver(copy));
+        }
+    }
+}
