@@ -129,6 +129,36 @@ impl RunReport {
 /// the same report (and trace hash) in any build and any process.
 #[must_use]
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunReport {
+    match std::panic::catch_unwind(|| run_unguarded(scenario, seed, options)) {
+        Ok(report) => report,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            RunReport {
+                scenario: scenario.name,
+                seed,
+                failure: Some(Failure {
+                    kind: FailureKind::Safety,
+                    message: format!("panicked: {message}"),
+                    at_us: 0,
+                    event: 0,
+                }),
+                trace_hash: 0,
+                events: 0,
+                virtual_us: 0,
+                messages: 0,
+                trace: None,
+            }
+        }
+    }
+}
+
+/// [`run`] without catching panics (a panic in the core or the simulator is a failure of the
+/// run, reported with the seed, not a crash of the campaign).
+fn run_unguarded(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunReport {
     let cluster = Cluster::new(&scenario.setup, seed, options);
     let executor = Executor::new();
     let tester = Tester::new(cluster, executor.clone());

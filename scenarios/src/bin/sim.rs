@@ -1,21 +1,501 @@
-use scenarios::registry;
-use sim::RunOptions;
+//! `sim`: list, run, replay and fuzz the scenarios; benchmark the simulator.
+//!
+//! Exit codes: 0 pass, 1 a scenario check failed, 2 bad usage or input, 3 a safety invariant was
+//! violated, 4 no progress within the budget (liveness).
 
-fn main() {
-    let name = std::env::args().nth(1).unwrap_or_default();
-    let seed: u64 = std::env::args()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let scenario = registry::find(&name).expect("scenario");
-    let start = std::time::Instant::now();
-    let report = sim::run(&scenario, seed, &RunOptions::default());
-    println!(
-        "{:?} events={} virtual={}us hash={:x} wall={:?}",
-        report.failure,
-        report.events,
-        report.virtual_us,
-        report.trace_hash,
-        start.elapsed()
+use clap::{Args, Parser, Subcommand};
+use scenarios::cli::args::{Shard, close_names, parse_duration, parse_shard};
+use scenarios::cli::fuzz::{Budget, Campaign, Summary, run_campaign};
+use scenarios::cli::report::{Failure, RunResult, replay_command};
+use scenarios::registry;
+use scenarios::seeds::parse_seed;
+use sim::{RunOptions, RunReport, Scenario};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// `println!` that ignores a closed stdout (`sim replay … --trace | head`), instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+#[derive(Parser)]
+#[command(
+    name = "sim",
+    version,
+    about = "Deterministic simulation of a Raft cluster: the MIT 6.5840 and SJTU lab tests as seeded scenarios",
+    after_help = "Exit codes: 0 pass, 1 check failed, 2 bad usage, 3 safety violated, 4 liveness."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the scenarios with their lab, part and summary.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one scenario (or `all`, or a group such as `mit/part2`) on one seed.
+    Run {
+        /// A scenario name, a group prefix (`mit`, `sjtu/part3`), or `all`.
+        scenario: String,
+        /// The root seed (decimal or 0x hex).
+        #[arg(long, value_parser = parse_seed)]
+        seed: u64,
+        #[command(flatten)]
+        output: OutputArgs,
+        /// Run each scenario twice and fail if the trace hashes differ.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Replay one scenario on one seed exactly (the command every failure prints).
+    Replay {
+        /// The scenario's name.
+        scenario: String,
+        /// The root seed (decimal or 0x hex).
+        #[arg(value_parser = parse_seed)]
+        seed: u64,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Run scenarios on many fresh seeds, in parallel, and report every failure.
+    Fuzz(FuzzArgs),
+    /// Measure the simulator: events per second with all checkers, and the virtual-to-real
+    /// time ratio of an idle 5-node cluster.
+    Bench {
+        /// Roughly how long to measure, per measurement.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        time: Duration,
+    },
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// One JSON object per run.
+    #[arg(long)]
+    json: bool,
+    /// Print every event of the run, human-readable.
+    #[arg(long)]
+    trace: bool,
+    /// Write every event as JSON lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    trace_json: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// Scenarios or groups to fuzz (default: all).
+    scenarios: Vec<String>,
+    /// Seeds per scenario.
+    #[arg(long, conflicts_with = "time")]
+    seeds: Option<u64>,
+    /// Stop starting runs after this long (e.g. 90s, 10m). Default: 60s when --seeds is absent.
+    #[arg(long, value_parser = parse_duration)]
+    time: Option<Duration>,
+    /// Parallel runs (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard i of n (`i/n`), for splitting a campaign across CI jobs.
+    #[arg(long, value_parser = parse_shard, default_value = "0/1")]
+    shard: Shard,
+    /// Stop the campaign after this many failures.
+    #[arg(long)]
+    max_failures: Option<usize>,
+    /// The campaign's seed base (default: from the clock, printed so the campaign can be rerun).
+    #[arg(long, value_parser = parse_seed)]
+    seed_base: Option<u64>,
+    /// A final JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List { json } => list(json),
+        Command::Run {
+            scenario,
+            seed,
+            output,
+            check_determinism,
+        } => run(&scenario, seed, &output, check_determinism),
+        Command::Replay {
+            scenario,
+            seed,
+            output,
+        } => run(&scenario, seed, &output, false),
+        Command::Fuzz(args) => fuzz(&args),
+        Command::Bench { time } => bench(time),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(usage) => {
+            eprintln!("error: {usage}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Resolves names, groups (`mit/part2`, `sjtu`) and `all`; an unknown name is a usage error that
+/// lists the close names.
+fn select(patterns: &[String]) -> Result<Vec<Scenario>, String> {
+    let all = registry::all();
+    if patterns.is_empty() {
+        return Ok(all);
+    }
+    let mut chosen: Vec<Scenario> = Vec::new();
+    for pattern in patterns {
+        let pattern = pattern.trim_end_matches('/');
+        let matched: Vec<Scenario> = all
+            .iter()
+            .filter(|s| {
+                pattern == "all"
+                    || s.name == pattern
+                    || s.name
+                        .strip_prefix(pattern)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .copied()
+            .collect();
+        if matched.is_empty() {
+            let close = close_names(pattern, all.iter().map(|s| s.name));
+            let hint = if close.is_empty() {
+                "run `sim list` to see them all".to_string()
+            } else {
+                format!("did you mean: {}", close.join(", "))
+            };
+            return Err(format!("unknown scenario `{pattern}`; {hint}"));
+        }
+        for scenario in matched {
+            if !chosen.iter().any(|c| c.name == scenario.name) {
+                chosen.push(scenario);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+fn list(json: bool) -> Result<u8, String> {
+    for s in registry::all() {
+        if json {
+            let line = serde_json::json!({
+                "name": s.name,
+                "lab": s.lab.name(),
+                "part": s.part,
+                "nodes": s.setup.nodes,
+                "summary": s.summary,
+            });
+            out!("{line}");
+        } else {
+            out!(
+                "{:<46} {:<5} {:<6} {}",
+                s.name,
+                s.lab.name(),
+                s.part,
+                s.summary
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// Runs one scenario on one seed and measures its wall time.
+fn run_one(scenario: &Scenario, seed: u64, record_trace: bool) -> (RunReport, RunResult) {
+    let options = RunOptions {
+        record_trace,
+        ..RunOptions::default()
+    };
+    let start = Instant::now();
+    let report = sim::run(scenario, seed, &options);
+    let wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let result = RunResult {
+        scenario: scenario.name,
+        seed,
+        failure: report.failure.as_ref().map(|f| Failure {
+            kind: f.kind,
+            message: f.to_string(),
+        }),
+        trace_hash: report.trace_hash,
+        events: report.events,
+        virtual_us: report.virtual_us,
+        wall_us,
+    };
+    (report, result)
+}
+
+fn run(
+    pattern: &str,
+    seed: u64,
+    output: &OutputArgs,
+    check_determinism: bool,
+) -> Result<u8, String> {
+    let scenarios = select(&[pattern.to_string()])?;
+    let record = output.trace || output.trace_json.is_some();
+    if record && scenarios.len() > 1 {
+        return Err("--trace and --trace-json need a single scenario".into());
+    }
+    let mut exit = 0;
+    let mut total_wall_us = 0;
+    let mut total_events = 0;
+    for scenario in &scenarios {
+        let (report, result) = run_one(scenario, seed, record);
+        total_wall_us += result.wall_us;
+        total_events += result.events;
+        if let Some(records) = &report.trace {
+            if output.trace {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                for record in records {
+                    let _ = writeln!(out, "{record}");
+                }
+            }
+            if let Some(path) = &output.trace_json {
+                let mut text = String::new();
+                for record in records {
+                    text.push_str(&record.to_json_line());
+                    text.push('\n');
+                }
+                std::fs::write(path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+        }
+        if output.json {
+            out!("{}", result.json());
+        } else {
+            out!("{}", result.line());
+        }
+        if let Some(failure) = &result.failure {
+            eprintln!("{} seed {seed:#x}: {}", scenario.name, failure.message);
+            eprintln!("  replay: {}", replay_command(scenario.name, seed));
+            if exit == 0 {
+                exit = u8::try_from(failure.kind.exit_code()).unwrap_or(1);
+            }
+        }
+        if check_determinism {
+            let (_, again) = run_one(scenario, seed, false);
+            if again.trace_hash != result.trace_hash {
+                eprintln!(
+                    "{} seed {seed:#x}: NOT deterministic: trace {:016x} then {:016x}\n  replay: {}",
+                    scenario.name,
+                    result.trace_hash,
+                    again.trace_hash,
+                    replay_command(scenario.name, seed)
+                );
+                if exit == 0 {
+                    exit = 1;
+                }
+            } else if !output.json {
+                out!(
+                    "  deterministic: both runs hashed {:016x}",
+                    again.trace_hash
+                );
+            }
+        }
+    }
+    if scenarios.len() > 1 && !output.json {
+        out!(
+            "{} scenarios, {} events in {:.1} ms wall ({} events/s)",
+            scenarios.len(),
+            total_events,
+            total_wall_us as f64 / 1e3,
+            total_events * 1_000_000 / total_wall_us.max(1)
+        );
+    }
+    Ok(exit)
+}
+
+fn fuzz(args: &FuzzArgs) -> Result<u8, String> {
+    let scenarios = select(&args.scenarios)?;
+    let budget = match (args.seeds, args.time) {
+        (Some(seeds), _) => Budget::SeedsPerScenario(seeds),
+        (None, Some(time)) => Budget::Time(time),
+        (None, None) => Budget::Time(Duration::from_secs(60)),
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let seed_base = args.seed_base.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    });
+    if !args.json {
+        let what = match budget {
+            Budget::SeedsPerScenario(n) => format!("{n} seeds per scenario"),
+            Budget::Time(t) => format!("{:.0?}", t),
+        };
+        eprintln!(
+            "fuzzing {} scenarios for {what} on {jobs} jobs, shard {}/{}, seed base {seed_base:#x} (rerun with --seed-base {seed_base:#x})",
+            scenarios.len(),
+            args.shard.index,
+            args.shard.count
+        );
+    }
+    let by_name = |name: &'static str, seed: u64| -> RunResult {
+        match scenarios.iter().find(|s| s.name == name) {
+            Some(scenario) => run_one(scenario, seed, false).1,
+            None => unreachable_result(name, seed),
+        }
+    };
+    let campaign = Campaign {
+        scenarios: scenarios.iter().map(|s| s.name).collect(),
+        budget,
+        jobs,
+        shard: args.shard,
+        max_failures: args.max_failures,
+        seed_base,
+        progress: !args.json && std::io::stderr().is_terminal(),
+        run: &by_name,
+    };
+    let summary = run_campaign(&campaign);
+    if args.json {
+        out!("{}", summary_json(&summary));
+    } else {
+        print_summary(&summary);
+    }
+    Ok(summary.failures.first().map_or(0, |f| {
+        f.result.failure.as_ref().map_or(1, |x| exit_code(x.kind))
+    }))
+}
+
+fn exit_code(kind: sim::FailureKind) -> u8 {
+    u8::try_from(kind.exit_code()).unwrap_or(1)
+}
+
+/// A run of a scenario the campaign was not given: cannot happen (the campaign only names
+/// scenarios it was given), reported as a check failure rather than a panic.
+fn unreachable_result(name: &'static str, seed: u64) -> RunResult {
+    RunResult {
+        scenario: name,
+        seed,
+        failure: Some(Failure {
+            kind: sim::FailureKind::Check,
+            message: format!("no scenario named {name}"),
+        }),
+        trace_hash: 0,
+        events: 0,
+        virtual_us: 0,
+        wall_us: 0,
+    }
+}
+
+fn print_summary(summary: &Summary) {
+    out!(
+        "{} runs, {} failures in {:.1} s: {} events ({} events/s), virtual/real time {:.0}x",
+        summary.runs,
+        summary.failures.len(),
+        summary.wall.as_secs_f64(),
+        summary.events,
+        summary.events_per_sec(),
+        summary.virtual_to_real(),
     );
+    for found in &summary.failures {
+        let result = &found.result;
+        let message = result.failure.as_ref().map_or("", |f| f.message.as_str());
+        out!(
+            "FAIL {} seed {:#x} (found after {:.1} s): {message}\n  replay: {}",
+            result.scenario,
+            result.seed,
+            found.after.as_secs_f64(),
+            replay_command(result.scenario, result.seed)
+        );
+    }
+}
+
+fn summary_json(summary: &Summary) -> serde_json::Value {
+    let failures: Vec<serde_json::Value> = summary
+        .failures
+        .iter()
+        .map(|found| {
+            let result = &found.result;
+            let failure = result.failure.as_ref();
+            serde_json::json!({
+                "scenario": result.scenario,
+                "seed": result.seed,
+                "kind": failure.map(|f| f.kind.name()),
+                "message": failure.map(|f| f.message.clone()),
+                "replay": replay_command(result.scenario, result.seed),
+                "found_after_ms": u64::try_from(found.after.as_millis()).unwrap_or(u64::MAX),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "runs": summary.runs,
+        "failures": failures,
+        "events": summary.events,
+        "wall_ms": u64::try_from(summary.wall.as_millis()).unwrap_or(u64::MAX),
+        "events_per_sec": summary.events_per_sec(),
+    })
+}
+
+fn bench(time: Duration) -> Result<u8, String> {
+    out!(
+        "bench: single-threaded, release build recommended (cargo run --release --bin sim -- bench)"
+    );
+    // 1. Events per second with all checkers, over the whole suite, round after round.
+    let scenarios = registry::all();
+    let mut rates = Vec::new();
+    let mut suite_walls = Vec::new();
+    let start = Instant::now();
+    let mut seed = 1;
+    while start.elapsed() < time || rates.is_empty() {
+        let round = Instant::now();
+        let mut events = 0;
+        for scenario in &scenarios {
+            let report = sim::run(scenario, seed, &RunOptions::default());
+            events += report.events;
+        }
+        let wall = round.elapsed();
+        suite_walls.push(wall);
+        rates.push((events as f64 / wall.as_secs_f64().max(1e-9)) as u64);
+        seed += 1;
+    }
+    rates.sort_unstable();
+    suite_walls.sort_unstable();
+    out!(
+        "suite ({} scenarios, one seed each, checkers on): median {:.1} ms wall per round, median {} events/s over {} rounds",
+        scenarios.len(),
+        suite_walls[suite_walls.len() / 2].as_secs_f64() * 1e3,
+        rates[rates.len() / 2],
+        rates.len()
+    );
+    // 2. An idle 5-node cluster: heartbeats only.
+    for checkers in [true, false] {
+        let scenario = scenarios::bench::IDLE_FIVE;
+        let options = RunOptions {
+            checkers,
+            ..RunOptions::default()
+        };
+        let mut ratios = Vec::new();
+        let mut event_rates = Vec::new();
+        let start = Instant::now();
+        let mut seed = 1;
+        while start.elapsed() < time || ratios.is_empty() {
+            let run_start = Instant::now();
+            let report = sim::run(&scenario, seed, &options);
+            let wall = run_start.elapsed().as_secs_f64().max(1e-9);
+            if let Some(failure) = report.failure {
+                return Err(format!("the idle bench scenario failed: {failure}"));
+            }
+            ratios.push((report.virtual_us as f64 / 1e6 / wall) as u64);
+            event_rates.push((report.events as f64 / wall) as u64);
+            seed += 1;
+        }
+        ratios.sort_unstable();
+        event_rates.sort_unstable();
+        out!(
+            "idle 5-node cluster, 60 s virtual, checkers {}: median virtual/real {}x, median {} events/s over {} runs",
+            if checkers { "on" } else { "off" },
+            ratios[ratios.len() / 2],
+            event_rates[event_rates.len() / 2],
+            ratios.len()
+        );
+    }
+    Ok(0)
 }

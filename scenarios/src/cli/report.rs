@@ -2,38 +2,7 @@
 
 use serde_json::json;
 
-/// How a run ended, from the CLI's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FailureKind {
-    /// A scenario's own assertion failed (exit code 1).
-    Check,
-    /// A safety invariant was violated (exit code 3).
-    Safety,
-    /// No progress within the budget (exit code 4).
-    Liveness,
-}
-
-impl FailureKind {
-    /// The process exit code for this kind of failure.
-    #[must_use]
-    pub fn exit_code(self) -> u8 {
-        match self {
-            FailureKind::Check => 1,
-            FailureKind::Safety => 3,
-            FailureKind::Liveness => 4,
-        }
-    }
-
-    /// The name used in JSON and summaries.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureKind::Check => "check",
-            FailureKind::Safety => "safety",
-            FailureKind::Liveness => "liveness",
-        }
-    }
-}
+pub use sim::FailureKind;
 
 /// A failed run's kind and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
