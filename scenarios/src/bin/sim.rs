@@ -40,6 +40,10 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Run each scenario on seeds 1..=N (release build!) and print a Markdown table with the
+        /// median virtual and wall time per run (the README's table).
+        #[arg(long, value_name = "N")]
+        measure: Option<u64>,
     },
     /// Run one scenario (or `all`, or a group such as `mit/part2`) on one seed.
     Run {
@@ -118,7 +122,10 @@ struct FuzzArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::List { json } => list(json),
+        Command::List { json, measure } => match measure {
+            Some(seeds) => measure_table(seeds),
+            None => list(json),
+        },
         Command::Run {
             scenario,
             seed,
@@ -203,6 +210,51 @@ fn list(json: bool) -> Result<u8, String> {
         }
     }
     Ok(0)
+}
+
+fn measure_table(seeds: u64) -> Result<u8, String> {
+    if seeds == 0 {
+        return Err("--measure needs at least one seed".into());
+    }
+    out!("| Scenario | Lab | Checks | Virtual time | Wall time (release) |");
+    out!("|---|---|---|---:|---:|");
+    let mut total_wall_us = 0;
+    let mut failed = 0;
+    for scenario in registry::all() {
+        let mut virtual_us = Vec::new();
+        let mut wall_us = Vec::new();
+        for seed in 1..=seeds {
+            let (_, result) = run_one(&scenario, seed, false);
+            if let Some(failure) = &result.failure {
+                failed += 1;
+                eprintln!(
+                    "{} seed {seed}: {}\n  replay: {}",
+                    scenario.name,
+                    failure.message,
+                    replay_command(scenario.name, seed)
+                );
+            }
+            virtual_us.push(result.virtual_us);
+            wall_us.push(result.wall_us);
+        }
+        virtual_us.sort_unstable();
+        wall_us.sort_unstable();
+        let median_wall = wall_us[wall_us.len() / 2];
+        total_wall_us += median_wall;
+        out!(
+            "| `{}` | {} | {} | {:.1} s | {:.2} ms |",
+            scenario.name,
+            scenario.lab.name(),
+            scenario.summary,
+            virtual_us[virtual_us.len() / 2] as f64 / 1e6,
+            median_wall as f64 / 1e3
+        );
+    }
+    out!(
+        "\nWhole suite, one seed: {:.1} ms wall (sum of the medians over seeds 1..={seeds}).",
+        total_wall_us as f64 / 1e3
+    );
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 /// Runs one scenario on one seed and measures its wall time.
