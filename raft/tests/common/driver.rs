@@ -2,10 +2,14 @@
 //! ticks in round-robin, one `DurableState` per node fed by its `Persist` outputs, and a typed
 //! state machine per node fed through an `Applier`. Crashes, restarts and disconnections are
 //! explicit calls, so a test reads as a script.
+//!
+//! Every step is checked on the way: the driver's store equals the node's durable view, the
+//! applier is exactly where the node says it applied to, no two nodes lead one term (election
+//! safety), and no two nodes apply different commands at one index (state-machine safety).
 
 use raft::{
     Accepted, Applied, Applier, Config, DurableState, Index, Input, Message, Node, NodeId, Output,
-    Role, StateMachine, Term, encode_command,
+    Role, StateMachine, Step, Term, encode_command,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -50,8 +54,8 @@ pub struct Record {
     pub slot: usize,
     /// What went in.
     pub input: Input,
-    /// What came out.
-    pub outputs: Vec<Output>,
+    /// What came out, and whether the input was accepted.
+    pub step: Step,
 }
 
 /// At most this many messages are delivered per round, so a bug cannot loop forever.
@@ -70,6 +74,10 @@ pub struct Cluster {
     committed: BTreeMap<Index, (Term, u64)>,
     /// Per node, the indices and commands applied in its current incarnation, in order.
     history: Vec<Vec<(Index, u64)>>,
+    /// The leader of every term that had one: election safety is checked against it.
+    leaders: BTreeMap<Term, NodeId>,
+    /// Per node, how many snapshots it was handed by `Restore` outputs (across incarnations).
+    restores: Vec<u64>,
     /// Messages sent, by kind.
     pub sent: BTreeMap<&'static str, u64>,
     /// Every step, when recording.
@@ -88,7 +96,7 @@ impl Cluster {
                 Config::new(
                     id,
                     voters.clone(),
-                    seed.wrapping_mul(1000) + u64::from(id.0),
+                    seed.wrapping_mul(1000).wrapping_add(u64::from(id.0)),
                 )
             })
             .collect();
@@ -107,6 +115,8 @@ impl Cluster {
             incarnations: vec![0; n],
             committed: BTreeMap::new(),
             history: vec![Vec::new(); n],
+            leaders: BTreeMap::new(),
+            restores: vec![0; n],
             sent: BTreeMap::new(),
             trace: None,
             compact_after_entries: None,
@@ -118,9 +128,19 @@ impl Cluster {
         self.nodes[slot].as_ref()
     }
 
+    /// The number of nodes, up or down.
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// The state machine of the node in `slot`.
     pub fn state(&self, slot: usize) -> &Counter {
         self.appliers[slot].state()
+    }
+
+    /// How many snapshots the node in `slot` has been handed by `Restore` outputs.
+    pub fn restores(&self, slot: usize) -> u64 {
+        self.restores[slot]
     }
 
     /// Steps one input into the node in `slot` and performs its outputs in order.
@@ -132,6 +152,16 @@ impl Cluster {
         for output in &step.outputs {
             self.perform(slot, from, output);
         }
+        self.check_after_step(slot);
+        let result = step.result;
+        if let (Some(trace), Some(input)) = (self.trace.as_mut(), recorded) {
+            trace.push(Record { slot, input, step });
+        }
+        result
+    }
+
+    /// The per-step checks: store, applier and election safety.
+    fn check_after_step(&mut self, slot: usize) {
         let node = self.nodes[slot].as_ref().expect("still up");
         assert_eq!(
             &self.durable[slot],
@@ -139,14 +169,15 @@ impl Cluster {
             "the driver's store and the node's durable view agree"
         );
         assert_eq!(self.appliers[slot].last_applied(), node.last_applied());
-        if let (Some(trace), Some(input)) = (self.trace.as_mut(), recorded) {
-            trace.push(Record {
-                slot,
-                input,
-                outputs: step.outputs,
-            });
+        if node.role() == Role::Leader {
+            let first = *self.leaders.entry(node.term()).or_insert(node.id());
+            assert_eq!(
+                first,
+                node.id(),
+                "election safety: two leaders in {:?}",
+                node.term()
+            );
         }
-        step.result
     }
 
     fn perform(&mut self, slot: usize, from: NodeId, output: &Output) {
@@ -191,7 +222,10 @@ impl Cluster {
             Applied::Undecodable { index, error } => {
                 panic!("node {slot} applied an undecodable entry at {index}: {error}")
             }
-            Applied::Restored { .. } => self.history[slot].clear(),
+            Applied::Restored { .. } => {
+                self.restores[slot] += 1;
+                self.history[slot].clear();
+            }
         }
     }
 
@@ -306,7 +340,7 @@ impl Cluster {
         panic!("command {command} was not committed in 20 attempts");
     }
 
-    /// Runs rounds until every up node has applied `index`.
+    /// Runs rounds until every up node has applied `index` (a disconnected node never will).
     pub fn wait_applied_everywhere(&mut self, index: Index) {
         for _ in 0..1000 {
             let done = (0..self.nodes.len())

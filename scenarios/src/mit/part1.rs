@@ -1,6 +1,6 @@
 //! MIT 6.5840 2A / 3A: leader election (`LAB_SCENARIOS.md` §2, "2A: election").
 
-use sim::{Lab, Scenario, ScenarioFuture, Setup, Tester, bail, ensure};
+use sim::{Lab, Scenario, ScenarioFuture, Setup, Tester, ensure};
 
 /// The part-1 scenarios, in the lab's order.
 pub const SCENARIOS: &[Scenario] = &[
@@ -100,9 +100,6 @@ fn many_elections(t: Tester) -> ScenarioFuture {
             }
         }
         t.check_one_leader().await?;
-        if t.servers() != 7 {
-            bail!("many_elections needs 7 servers, has {}", t.servers());
-        }
         Ok(())
     })
 }

@@ -13,6 +13,7 @@ use super::mirror::LogMirror;
 use super::window::Window;
 use raft::{Entry, Index, Node, NodeId, Snapshot, Term};
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
 
 /// The checker's name in violations.
 pub(crate) const NAME: &str = "committed_immutable";
@@ -38,8 +39,10 @@ pub(crate) struct CommittedImmutable {
     /// Index -> the committed entry; index 0 is the empty prefix. Forgets indices below every
     /// node's snapshot.
     record: Window<Committed>,
-    /// For each term in which the record grew, the highest index committed in it.
-    highest_by_term: BTreeMap<Term, Index>,
+    /// The highest index committed in any term up to a given one, as a staircase: term ->
+    /// the highest index committed in that term or an earlier one, kept only where it rises
+    /// (values increase with keys). "The highest index committed before term T" is one lookup.
+    highest_up_to_term: BTreeMap<Term, Index>,
     /// Per node: the commit index of its current incarnation (of the crashed one until restart).
     commit: Vec<Index>,
 }
@@ -56,7 +59,7 @@ impl CommittedImmutable {
         CommittedImmutable {
             ids: ids.to_vec(),
             record,
-            highest_by_term: BTreeMap::new(),
+            highest_up_to_term: BTreeMap::new(),
             commit: vec![Index(0); ids.len()],
         }
     }
@@ -72,13 +75,37 @@ impl CommittedImmutable {
     }
 
     /// The highest index committed in a term before `term`, with its record (`None` if
-    /// forgotten, which happens only below every node's snapshot). O(terms with commits).
+    /// forgotten, which happens only below every node's snapshot). O(log terms).
     pub(crate) fn highest_committed_before(
         &self,
         term: Term,
     ) -> Option<(Index, Option<&Committed>)> {
-        let index = self.highest_by_term.range(..term).map(|(_, &i)| i).max()?;
+        let (_, &index) = self.highest_up_to_term.range(..term).next_back()?;
         Some((index, self.at(index)))
+    }
+
+    /// Records that `index` was committed in `term`; true if that is news for the leaders of
+    /// later terms. Amortized O(log terms).
+    fn note_committed_in(&mut self, term: Term, index: Index) -> bool {
+        let covered = self
+            .highest_up_to_term
+            .range(..=term)
+            .next_back()
+            .is_some_and(|(_, &highest)| highest >= index);
+        if covered {
+            return false;
+        }
+        self.highest_up_to_term.insert(term, index);
+        // Later terms whose step the new one reaches are no longer steps.
+        while let Some((&later, &highest)) = self
+            .highest_up_to_term
+            .range((Excluded(term), Unbounded))
+            .next()
+            && highest <= index
+        {
+            self.highest_up_to_term.remove(&later);
+        }
+        true
     }
 
     /// Forgets the record below `index`.
@@ -208,20 +235,26 @@ impl CommittedImmutable {
     }
 
     /// After a step: a commit advance must cover the committed entries; new ones join the
-    /// record. O(1) unless the record grows.
+    /// record. Returns the node's term when the advance is news for the leaders of later terms
+    /// (they must hold what it covers). O(1) without an advance, O(log terms) plus O(1) per newly
+    /// committed entry with one.
     pub(crate) fn after_step(
         &mut self,
         slot: usize,
         node: &Node,
         mirror: &LogMirror,
-    ) -> Result<(), Violation> {
+    ) -> Result<Option<Term>, Violation> {
         let (old, new) = (self.commit[slot], node.commit_index());
         self.commit[slot] = new;
         if new <= old {
             // A decrease is the monotonic checker's to report.
-            return Ok(());
+            return Ok(None);
         }
-        self.check_advance(slot, node.term(), old, new, mirror)
+        self.check_advance(slot, node.term(), old, new, mirror)?;
+        // Every commit index a node learns was decided by a leader of the node's term or an
+        // earlier one, so "committed in the node's term" never claims too early a term.
+        let news = self.note_committed_in(node.term(), new);
+        Ok(news.then_some(node.term()))
     }
 
     fn check_advance(
@@ -277,10 +310,6 @@ impl CommittedImmutable {
                 in_term: node_term,
             });
             index = index.next();
-        }
-        if new > highest {
-            let slot_highest = self.highest_by_term.entry(node_term).or_insert(new);
-            *slot_highest = (*slot_highest).max(new);
         }
         Ok(())
     }

@@ -5,8 +5,13 @@
 //! in an earlier term; the leader's prefix fingerprint there must equal the committed record's,
 //! or its snapshot must cover the index (snapshots cover committed prefixes only, which the
 //! committed-immutable checker enforces). Entries committed in T itself or later are not
-//! required: a stale candidate can still win T after a newer leader has committed. Cost: O(1)
-//! per step; O(terms with commits) when a node becomes leader.
+//! required: a stale candidate can still win T after a newer leader has committed.
+//!
+//! A leader of an older term may learn of a commit after the leader of T was elected (its
+//! followers' acknowledgements arrive late). The entry was on a majority before any of them
+//! voted in T, so the leader of T held it from its election on: such a late commit makes every
+//! leader of a later term be checked again at its next step. Cost: O(1) per step; O(log terms)
+//! when a node becomes leader or a late commit makes it check again.
 
 use super::Violation;
 use super::committed_immutable::CommittedImmutable;
@@ -84,5 +89,15 @@ impl LeaderCompleteness {
     /// A crash: the next incarnation is checked afresh.
     pub(crate) fn on_crash(&mut self, slot: usize) {
         self.checked_term[slot] = None;
+    }
+
+    /// Entries were committed in `term` that leaders of later terms may not have been checked
+    /// against: check them again at their next step. O(nodes).
+    pub(crate) fn on_commit_in(&mut self, term: Term) {
+        for checked in &mut self.checked_term {
+            if checked.is_some_and(|leading| leading > term) {
+                *checked = None;
+            }
+        }
     }
 }

@@ -170,7 +170,10 @@ impl Checkers {
         let mirror = self.log_matching.mirror(slot);
         self.leader_completeness
             .after_step(slot, node, mirror, &self.committed_immutable)?;
-        self.committed_immutable.after_step(slot, node, mirror)
+        if let Some(term) = self.committed_immutable.after_step(slot, node, mirror)? {
+            self.leader_completeness.on_commit_in(term);
+        }
+        Ok(())
     }
 
     /// The node crashed: its volatile state is gone.

@@ -743,6 +743,17 @@ impl Tester {
     pub fn last_log_term(&self, server: usize) -> Option<Term> {
         self.with_node(server, |node| node.log().last_term())
     }
+
+    /// A copy of what `server`'s durable store holds (term, vote, snapshot and log): what
+    /// survives a crash and what the next restart resumes from. Readable while the server is
+    /// crashed; `None` only for a server that does not exist.
+    #[must_use]
+    pub fn durable_state(&self, server: usize) -> Option<raft::DurableState> {
+        let cluster = self.inner.cluster.borrow();
+        cluster
+            .store(id(server))
+            .map(|store| store.durable().clone())
+    }
 }
 
 /// A virtual-time sleep (see [`Tester::sleep_ms`]).
