@@ -6,7 +6,9 @@
 //! prefix fingerprint of the entry as first committed. A commit advance compares the node's
 //! prefix fingerprint at the new commit index (or the record's end) with the record's, one
 //! comparison for the whole advance, then extends the record with the newly committed entries.
-//! Cost: O(1) per step, plus O(1) per newly committed entry; O(1) per append and snapshot.
+//! It also keeps, per term, the highest index committed up to that term, for the leader
+//! completeness checker. Cost: O(1) per step without a commit advance; O(log terms) per advance
+//! plus O(1) per newly committed entry; O(1) per append and snapshot.
 
 use super::Violation;
 use super::mirror::LogMirror;
@@ -370,5 +372,33 @@ impl CommittedImmutable {
             index = previous;
         }
         index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highest_committed_before_a_term_is_a_staircase() {
+        let mut checker = CommittedImmutable::new(&[NodeId(1)]);
+        let before =
+            |c: &CommittedImmutable, t| c.highest_committed_before(Term(t)).map(|(i, _)| i.0);
+        assert!(checker.note_committed_in(Term(2), Index(5)));
+        assert!(checker.note_committed_in(Term(4), Index(7)));
+        // Not news: term 4 already reaches 7; term 3 is below term 4's step but covered by 5.
+        assert!(!checker.note_committed_in(Term(4), Index(6)));
+        assert!(!checker.note_committed_in(Term(3), Index(5)));
+        assert_eq!(before(&checker, 2), None);
+        assert_eq!(before(&checker, 3), Some(5));
+        assert_eq!(before(&checker, 5), Some(7));
+        // A late commit in an old term that reaches past later steps replaces them.
+        assert!(checker.note_committed_in(Term(1), Index(9)));
+        assert_eq!(before(&checker, 2), Some(9));
+        assert_eq!(before(&checker, 9), Some(9));
+        assert_eq!(checker.highest_up_to_term.len(), 1);
+        assert!(checker.note_committed_in(Term(6), Index(10)));
+        assert_eq!(before(&checker, 6), Some(9));
+        assert_eq!(before(&checker, 7), Some(10));
     }
 }

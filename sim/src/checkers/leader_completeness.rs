@@ -79,8 +79,9 @@ impl LeaderCompleteness {
         Err(Violation::new(
             NAME,
             format!(
-                "{id} became leader of {term}, but entry {index} {} was committed before (by {} \
-                 in {}) and {why}: a leader must hold every entry committed in earlier terms",
+                "{id} became leader of {term}, but entry {index} {} was committed in an earlier \
+                 term (by {} in {}) and {why}: a leader must hold every entry committed in \
+                 earlier terms",
                 record.term, record.by, record.in_term
             ),
         ))

@@ -1,12 +1,12 @@
 //! Safety checkers, run on every output and after every step of every simulated node.
 //!
-//! One module per property, named after it: [`election_safety`], [`log_matching`],
-//! [`leader_completeness`], [`state_machine_safety`], [`committed_immutable`], [`apply_order`],
-//! [`snapshot_monotonic`], [`monotonic`] and [`index_bounds`]. [`Checkers`] feeds each event to
+//! One module per property, named after it: `election_safety`, `log_matching`,
+//! `leader_completeness`, `state_machine_safety`, `committed_immutable`, `apply_order`,
+//! `snapshot_monotonic`, `monotonic` and `index_bounds`. [`Checkers`] feeds each event to
 //! the checkers that care about it and stops at the first violation.
 //!
-//! Logs are compared by chained prefix fingerprints ([`hash`]): the log-matching checker keeps a
-//! mirror of every node's log built from its `Persist` outputs ([`mirror`]), the
+//! Logs are compared by chained prefix fingerprints (`hash`): the log-matching checker keeps a
+//! mirror of every node's log built from its `Persist` outputs (`mirror`), the
 //! committed-immutable checker keeps the committed prefix, and the other log checkers read both.
 //! Everything is indexed by node slot or log index (`Vec`, `BTreeMap`), never iterated from a
 //! hash map, and history below every node's snapshot is forgotten, so memory follows the live
@@ -14,7 +14,8 @@
 //!
 //! Cost: a step that only sends (heartbeats, replies) costs O(1) per output and O(1) for
 //! `after_step`, with no allocation; entries cost O(1) each (plus hashing the command) when
-//! appended, committed or applied; a restart costs O(held log).
+//! appended, committed or applied; a commit advance or a new leader costs O(log terms); a restart
+//! costs O(held log).
 
 mod apply_order;
 mod committed_immutable;

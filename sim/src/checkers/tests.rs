@@ -59,6 +59,10 @@ fn id(slot: usize) -> NodeId {
     NodeId(u32::try_from(slot).expect("small cluster") + 1)
 }
 
+fn slot_of(id: NodeId) -> usize {
+    usize::try_from(id.0 - 1).expect("small cluster")
+}
+
 fn config(me: NodeId, size: u32, seed: u64) -> Config {
     let mut config = Config::new(me, (1..=size).map(NodeId).collect(), seed);
     config.election_ticks = 10;
@@ -108,7 +112,11 @@ impl Harness {
                 Output::Persist(op) => {
                     let store = &mut self.stores[slot];
                     match op {
-                        Persist::Append(entries) if entries[0].index <= store.log.last_index() => {
+                        Persist::Append(entries)
+                            if entries
+                                .first()
+                                .is_some_and(|e| e.index <= store.log.last_index()) =>
+                        {
                             self.seen.truncations += 1;
                         }
                         Persist::Snapshot(_) => self.seen.snapshots += 1,
@@ -132,9 +140,8 @@ impl Harness {
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, message: Message) -> Result<(), Violation> {
-        let slot = (to.0 - 1) as usize;
-        let from_slot = (from.0 - 1) as usize;
-        if self.nodes[slot].is_none() || !self.connected[slot] || !self.connected[from_slot] {
+        let slot = slot_of(to);
+        if self.nodes[slot].is_none() || !self.connected[slot] || !self.connected[slot_of(from)] {
             return Ok(());
         }
         self.step(slot, Input::Receive { from, message })?
@@ -378,8 +385,8 @@ fn scripted_legal_history_passes() -> Result<(), Violation> {
     assert_eq!(h.node(2).log().snapshot_index(), Index(7));
     assert_eq!(h.node(2).last_applied(), Index(7));
 
-    // Crash a follower with a snapshot and one without: each restarts with its commit index at
-    // its snapshot and applies again from there.
+    // A follower crashes: it restarts with its commit index at its snapshot and applies again
+    // from there (without a snapshot: see the next test).
     h.commit(1, b"h")?;
     h.crash(2);
     h.restart(2)?;
