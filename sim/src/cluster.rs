@@ -1,7 +1,7 @@
 //! The simulated cluster: nodes, their durable stores and applications, the network, the event
 //! queue, the checkers and the trace, advanced one event at a time.
 //!
-//! Every node step goes through [`Cluster::step`], which performs the step's outputs strictly in
+//! Every node step goes through `Cluster::step`, which performs the step's outputs strictly in
 //! order (`Persist` → the node's store, `Send` → the network, `Apply`/`Restore` → the tester's
 //! application and its checks), hands each output and then the node to the checkers, and writes
 //! one trace record. Snapshots the application asks for (MIT's `applierSnap`) are stepped right
@@ -9,22 +9,24 @@
 
 use crate::checkers::{Checkers, Violation};
 use crate::clock::{NodeClock, SimTime};
-use crate::engine::{Event, EventQueue, Incarnation, TaskId};
+use crate::engine::{Event, EventQueue, Incarnation, RpcRequest, TaskId};
 use crate::network::{Counters, InFlight, LostReason, Network, NetworkProfile, Route, slot};
 use crate::rng::{Purpose, SimRng, derive_seed};
 use crate::run::{Failure, FailureKind, RunOptions};
 use crate::scenario::Setup;
+use crate::service::{ClientId, RpcError, RpcStep, SERVER_TIMEOUT_US, UNREACHABLE_DELAY_US_MAX};
 use crate::storage::Store;
 use crate::tester::apps::{Apps, Compaction};
 use crate::trace::{EventKind, MessageKind, NodeView, Trace, TraceRecord};
-use raft::{Accepted, Config, Input, Message, Node, NodeId, Output, Rejected};
+use raft::{Accepted, Config, Input, Message, Node, NodeId, Output, Rejected, Role, Term};
+use std::collections::BTreeMap;
 use std::task::Waker;
 
 /// The most events a queue may hold at once (a runaway sender fails the run instead of eating
 /// memory).
 pub const PENDING_EVENTS_MAX: usize = 4_000_000;
 
-/// What [`Cluster::next_event`] did.
+/// What `Cluster::next_event` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
     /// Handled a node event (or skipped a stale one).
@@ -78,6 +80,29 @@ struct Env {
     reply_route: Option<(NodeId, Incarnation)>,
     compactions: Vec<Compaction>,
     failure: Option<Failure>,
+    /// Per client: whether its link to each server is enabled.
+    client_links: Vec<Vec<bool>>,
+    /// Per node: client requests its current incarnation proposed and has not answered.
+    pending: Vec<Vec<PendingRpc>>,
+    /// Client calls not yet collected by their caller.
+    rpcs: BTreeMap<u64, RpcSlot>,
+    next_rpc: u64,
+}
+
+/// A client request a leader proposed and has not answered yet.
+#[derive(Clone, Copy, Debug)]
+struct PendingRpc {
+    rpc: u64,
+    client: ClientId,
+    index: u64,
+    term: Term,
+}
+
+/// A client call: its result once it is in, and the task waiting for it.
+#[derive(Debug, Default)]
+struct RpcSlot {
+    result: Option<Result<Vec<u8>, RpcError>>,
+    waker: Option<Waker>,
 }
 
 /// The simulated system. The scenario's [`crate::Tester`] is its public face.
@@ -126,6 +151,10 @@ impl Cluster {
             reply_route: None,
             compactions: Vec::new(),
             failure: None,
+            client_links: Vec::new(),
+            pending: vec![Vec::new(); count],
+            rpcs: BTreeMap::new(),
+            next_rpc: 0,
         };
         let mut cluster = Cluster {
             nodes: vec![None; count],
@@ -251,6 +280,17 @@ impl Cluster {
         match scheduled.event {
             Event::Tick { node, incarnation } => self.tick(node, incarnation),
             Event::Deliver(flight) => self.deliver(flight),
+            Event::RpcRequest(request) => self.serve(request),
+            Event::RpcDone {
+                rpc,
+                client,
+                server,
+                result,
+            } => self.env.complete_rpc(rpc, client, server, result),
+            Event::RpcExpire { server, rpc } => {
+                self.env
+                    .answer_pending(server, |p| p.rpc == rpc, |_| Err(RpcError::Timeout));
+            }
             Event::Wake { task, waker } => {
                 let event = self.env.begin_event();
                 self.env
@@ -354,6 +394,7 @@ impl Cluster {
         let view = NodeView::of(node);
         self.env
             .record(event, Some(id), describe(&result), count, Some(view));
+        self.after_service_step(id);
         self.run_compactions(id);
         Some(result)
     }
@@ -399,6 +440,9 @@ impl Cluster {
             checkers.on_crash(id);
         }
         self.env.record(event, Some(id), EventKind::Crash, 0, None);
+        // Calls the dead incarnation was handling fail (labrpc: the server was deleted).
+        self.env
+            .answer_pending(id, |_| true, |_| Err(RpcError::Unreachable));
         true
     }
 
@@ -512,6 +556,212 @@ impl Cluster {
         self.env.record(event, None, kind, 0, None);
     }
 
+    // ----- Clients of a hosted service -----
+
+    /// A new client with enabled links to `servers` (labrpc `makeClient(to)`).
+    pub(crate) fn add_client(&mut self, servers: &[NodeId]) -> ClientId {
+        let id = ClientId(u32::try_from(self.env.client_links.len()).unwrap_or(u32::MAX));
+        let mut links = vec![false; self.env.ids.len()];
+        for server in servers {
+            if let Some(link) = links.get_mut(slot(*server)) {
+                *link = true;
+            }
+        }
+        self.env.client_links.push(links);
+        id
+    }
+
+    /// Enables or disables `client`'s link to `server`.
+    pub(crate) fn set_client_link(&mut self, client: ClientId, server: NodeId, enabled: bool) {
+        let links = usize::try_from(client.0)
+            .ok()
+            .and_then(|c| self.env.client_links.get_mut(c));
+        if let Some(link) = links.and_then(|l| l.get_mut(slot(server))) {
+            *link = enabled;
+        }
+    }
+
+    /// Starts a call from `client` to `server` proposing `request`; returns the call's id for
+    /// [`Cluster::poll_rpc`].
+    pub(crate) fn call(&mut self, client: ClientId, server: NodeId, request: Vec<u8>) -> u64 {
+        let env = &mut self.env;
+        let rpc = env.next_rpc;
+        env.next_rpc += 1;
+        env.rpcs.insert(rpc, RpcSlot::default());
+        let bytes = request.len() as u64;
+        env.network.count_client_request(bytes);
+        let incarnation = env.meta.get(slot(server)).map(|m| (m.alive, m.incarnation));
+        let reachable =
+            env.client_link_up(client, server) && incarnation.is_some_and(|(alive, _)| alive);
+        let now = env.now;
+        let Some((_, server_incarnation)) = incarnation.filter(|_| reachable) else {
+            let delay = env.rngs.network.below(UNREACHABLE_DELAY_US_MAX);
+            env.schedule_done(
+                now.plus_us(delay),
+                rpc,
+                client,
+                server,
+                Err(RpcError::Unreachable),
+            );
+            return rpc;
+        };
+        let faults = env.network.profile().request;
+        let delay = env
+            .rngs
+            .network
+            .between(faults.delay_us_min, faults.delay_us_max);
+        if env.rngs.network.chance_per_mille(faults.drop_per_mille) {
+            env.schedule_done(
+                now.plus_us(delay),
+                rpc,
+                client,
+                server,
+                Err(RpcError::Unreachable),
+            );
+            return rpc;
+        }
+        let request = RpcRequest {
+            rpc,
+            client,
+            server,
+            server_incarnation,
+            request,
+        };
+        env.schedule(now.plus_us(delay), Event::RpcRequest(request));
+        rpc
+    }
+
+    /// The result of call `rpc` if it is in (the slot is then freed); otherwise `waker` is woken
+    /// when it is.
+    pub(crate) fn poll_rpc(
+        &mut self,
+        rpc: u64,
+        waker: &Waker,
+    ) -> Option<Result<Vec<u8>, RpcError>> {
+        let slot = self.env.rpcs.get_mut(&rpc)?;
+        match slot.result.take() {
+            Some(result) => {
+                self.env.rpcs.remove(&rpc);
+                Some(result)
+            }
+            None => {
+                slot.waker = Some(waker.clone());
+                None
+            }
+        }
+    }
+
+    /// The caller gave up on call `rpc`: its result, if it comes, is dropped.
+    pub(crate) fn forget_rpc(&mut self, rpc: u64) {
+        self.env.rpcs.remove(&rpc);
+    }
+
+    /// A client request arrives at its server: the server proposes it to its node.
+    fn serve(&mut self, request: RpcRequest) {
+        let RpcRequest {
+            rpc,
+            client,
+            server,
+            server_incarnation,
+            request,
+        } = request;
+        if !self.env.is_current(server, server_incarnation)
+            || !self.env.client_link_up(client, server)
+        {
+            let now = self.env.now;
+            self.env
+                .schedule_done(now, rpc, client, server, Err(RpcError::Unreachable));
+            return;
+        }
+        self.env.network.on_delivered(server, true, 0);
+        let event = self.env.begin_event();
+        let what = EventKind::Rpc {
+            client: client.0,
+            rpc,
+            step: RpcStep::Delivered,
+        };
+        self.env.record(event, Some(server), what, 0, None);
+        let describe = |result: &Result<Accepted, Rejected>| EventKind::Propose {
+            index: match result {
+                Ok(Accepted::Proposed { index, .. }) => Some(index.0),
+                Ok(_) | Err(_) => None,
+            },
+        };
+        match self.step(server, Input::Propose(request), describe) {
+            Some(Ok(Accepted::Proposed { index, term })) => {
+                let pending = PendingRpc {
+                    rpc,
+                    client,
+                    index: index.0,
+                    term,
+                };
+                if let Some(list) = self.env.pending.get_mut(slot(server)) {
+                    list.push(pending);
+                }
+                let at = self.env.now.plus_us(SERVER_TIMEOUT_US);
+                self.env.schedule(at, Event::RpcExpire { server, rpc });
+            }
+            Some(Ok(_) | Err(_)) | None => {
+                self.env
+                    .answer(server, rpc, client, Err(RpcError::WrongLeader));
+            }
+        }
+    }
+
+    /// After a step of `id`: answer the clients whose entries it applied or whose term it lost,
+    /// and snapshot the service when the persisted Raft state reached `max_raft_state`.
+    fn after_service_step(&mut self, id: NodeId) {
+        let i = slot(id);
+        let Some(services) = self.env.apps.services_mut() else {
+            return;
+        };
+        let fresh = services.take_fresh();
+        let spec = services.spec();
+        let (term, leader) = match self.nodes.get(i).and_then(Option::as_ref) {
+            Some(node) => (node.term(), node.role() == Role::Leader),
+            None => return,
+        };
+        if self.env.pending.get(i).is_some_and(|p| !p.is_empty()) {
+            for (index, entry_term) in fresh {
+                self.env.answer_pending(
+                    id,
+                    |p| p.index == index,
+                    |p| {
+                        if p.term == entry_term {
+                            Ok(())
+                        } else {
+                            Err(RpcError::WrongLeader)
+                        }
+                    },
+                );
+            }
+            self.env.answer_pending(
+                id,
+                |p| !leader || p.term != term,
+                |_| Err(RpcError::WrongLeader),
+            );
+        }
+        if let Some(max) = spec.max_raft_state {
+            let size = self
+                .env
+                .stores
+                .get(i)
+                .map_or(0, crate::storage::Store::raft_state_size_bytes);
+            let snapshot_index = self.nodes[i]
+                .as_ref()
+                .map_or(0, |n| n.log().snapshot_index().0);
+            let services = self.env.apps.services();
+            let applied = services.map_or(0, |s| s.last_applied(i));
+            if size >= max
+                && applied > snapshot_index
+                && self.env.compactions.is_empty()
+                && let Some(compaction) = services.and_then(|s| s.snapshot_of(i))
+            {
+                self.env.compactions.push(compaction);
+            }
+        }
+    }
+
     /// Ends the run's bookkeeping: the trace hash and the kept records.
     pub(crate) fn finish_trace(&mut self) -> (u64, Option<Vec<TraceRecord>>) {
         (self.env.trace.hash(), self.env.trace.take_records())
@@ -561,6 +811,123 @@ impl Env {
     fn schedule(&mut self, at: SimTime, event: Event) {
         if let Err(full) = self.queue.push(at, event) {
             self.fail(FailureKind::Liveness, full.to_string());
+        }
+    }
+
+    fn client_link_up(&self, client: ClientId, server: NodeId) -> bool {
+        usize::try_from(client.0)
+            .ok()
+            .and_then(|c| self.client_links.get(c))
+            .and_then(|links| links.get(slot(server)))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn schedule_done(
+        &mut self,
+        at: SimTime,
+        rpc: u64,
+        client: ClientId,
+        server: NodeId,
+        result: Result<Vec<u8>, RpcError>,
+    ) {
+        let done = Event::RpcDone {
+            rpc,
+            client,
+            server,
+            result,
+        };
+        self.schedule(at, done);
+    }
+
+    /// Answers the pending calls of `server` selected by `which`: `reply` gives `Ok(())` to
+    /// send the service's result for the call's index, or the error to send.
+    fn answer_pending(
+        &mut self,
+        server: NodeId,
+        which: impl Fn(&PendingRpc) -> bool,
+        reply: impl Fn(&PendingRpc) -> Result<(), RpcError>,
+    ) {
+        let Some(list) = self.pending.get_mut(slot(server)) else {
+            return;
+        };
+        if list.is_empty() {
+            return;
+        }
+        let (answered, kept): (Vec<PendingRpc>, Vec<PendingRpc>) =
+            list.drain(..).partition(|p| which(p));
+        *list = kept;
+        for pending in answered {
+            let result = reply(&pending).and_then(|()| {
+                self.apps
+                    .services()
+                    .and_then(|s| s.result(slot(server), pending.index))
+                    .filter(|(term, _)| *term == pending.term)
+                    .map(|(_, bytes)| bytes.to_vec())
+                    .ok_or(RpcError::WrongLeader)
+            });
+            self.answer(server, pending.rpc, pending.client, result);
+        }
+    }
+
+    /// The server's answer leaves for the client (and may be lost on the way).
+    fn answer(
+        &mut self,
+        server: NodeId,
+        rpc: u64,
+        client: ClientId,
+        result: Result<Vec<u8>, RpcError>,
+    ) {
+        let event = self.begin_event();
+        let what = EventKind::Rpc {
+            client: client.0,
+            rpc,
+            step: RpcStep::Answered,
+        };
+        self.record(event, Some(server), what, 0, None);
+        let faults = self.network.profile().reply;
+        let delay = self
+            .rngs
+            .network
+            .between(faults.delay_us_min, faults.delay_us_max);
+        let lost = self.rngs.network.chance_per_mille(faults.drop_per_mille);
+        let result = if lost {
+            Err(RpcError::Unreachable)
+        } else {
+            if let Ok(bytes) = &result {
+                self.network.count_client_reply(bytes.len() as u64);
+            }
+            result
+        };
+        let at = self.now.plus_us(delay);
+        self.schedule_done(at, rpc, client, server, result);
+    }
+
+    /// A call's result reaches its caller.
+    fn complete_rpc(
+        &mut self,
+        rpc: u64,
+        client: ClientId,
+        server: NodeId,
+        result: Result<Vec<u8>, RpcError>,
+    ) {
+        let event = self.begin_event();
+        let step = if result.is_ok() {
+            RpcStep::Replied
+        } else {
+            RpcStep::Failed
+        };
+        let what = EventKind::Rpc {
+            client: client.0,
+            rpc,
+            step,
+        };
+        self.record(event, Some(server), what, 0, None);
+        if let Some(slot) = self.rpcs.get_mut(&rpc) {
+            slot.result = Some(result);
+            if let Some(waker) = slot.waker.take() {
+                waker.wake();
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 use crate::clock::SimTime;
 use crate::network::InFlight;
+use crate::service::{ClientId, RpcError};
 use raft::NodeId;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -31,6 +32,26 @@ pub enum Event {
     },
     /// A message arrives (if its link and both endpoints are still the same).
     Deliver(InFlight),
+    /// A client's request reaches its server.
+    RpcRequest(RpcRequest),
+    /// A client call completes (a reply or a failure reaches the caller).
+    RpcDone {
+        /// The call.
+        rpc: u64,
+        /// The calling client.
+        client: ClientId,
+        /// The server called.
+        server: NodeId,
+        /// What the caller gets.
+        result: Result<Vec<u8>, RpcError>,
+    },
+    /// A server gives up on a request it proposed (it answers `Timeout`).
+    RpcExpire {
+        /// The server.
+        server: NodeId,
+        /// The call.
+        rpc: u64,
+    },
     /// A sleeping task's timer fires.
     Wake {
         /// The task that slept.
@@ -38,6 +59,21 @@ pub enum Event {
         /// How to wake it.
         waker: Waker,
     },
+}
+
+/// A client request on its way to a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcRequest {
+    /// The call.
+    pub rpc: u64,
+    /// The calling client.
+    pub client: ClientId,
+    /// The server called.
+    pub server: NodeId,
+    /// The server's incarnation when the call was made (a restarted server never sees it).
+    pub server_incarnation: Incarnation,
+    /// The command to propose.
+    pub request: Vec<u8>,
 }
 
 /// An event with its place in the order.
@@ -149,7 +185,7 @@ mod tests {
     fn node_of(scheduled: &Scheduled) -> u32 {
         match &scheduled.event {
             Event::Tick { node, .. } => node.0,
-            Event::Deliver(_) | Event::Wake { .. } => u32::MAX,
+            _ => u32::MAX,
         }
     }
 

@@ -355,6 +355,17 @@ impl Network {
         }
     }
 
+    /// Counts a client's request (labrpc counts every call, Raft's and clients' alike).
+    pub fn count_client_request(&mut self, bytes: u64) {
+        self.counters.rpc_total += 1;
+        self.counters.bytes_total += bytes;
+    }
+
+    /// Counts the bytes of a client reply that was sent.
+    pub fn count_client_reply(&mut self, bytes: u64) {
+        self.counters.bytes_total += bytes;
+    }
+
     /// Counts one copy lost at delivery time.
     pub fn on_lost_in_flight(&mut self) {
         self.counters.messages_lost += 1;

@@ -2,7 +2,7 @@
 //!
 //! A [`Scenario`] is a name, the lab it comes from, a [`Setup`] (how many nodes, which tester
 //! semantics, which application, which network) and a body: an `async` function of a
-//! [`Tester`] that reads like the lab's test. [`crate::run`] builds the cluster from the setup and
+//! [`Tester`] that reads like the lab's test. [`crate::run()`] builds the cluster from the setup and
 //! the seed, and drives the body and the cluster in one deterministic loop.
 //!
 //! ```ignore

@@ -6,6 +6,7 @@
 //! same scenario and seed give the same hash; `--check-determinism` compares them.
 
 use crate::network::LostReason;
+use crate::service::RpcStep;
 use raft::{Node, Payload, Role};
 use serde::Serialize;
 use std::fmt;
@@ -122,6 +123,15 @@ pub enum EventKind {
         /// Whether labrpc's long reordering is on.
         long_reordering: bool,
     },
+    /// A client call moved on (the record's node is the server called).
+    Rpc {
+        /// The client.
+        client: u32,
+        /// The call.
+        rpc: u64,
+        /// What happened.
+        step: RpcStep,
+    },
     /// A scenario task's timer fired.
     Wake {
         /// The task.
@@ -228,6 +238,7 @@ fn write_kind(f: &mut fmt::Formatter<'_>, kind: &EventKind) -> fmt::Result {
             f,
             " network reliable={reliable} long_reordering={long_reordering}"
         ),
+        EventKind::Rpc { client, rpc, step } => write!(f, " rpc {rpc} of c{client}: {step:?}"),
         EventKind::Wake { task } => write!(f, " wake task {task}"),
     }
 }

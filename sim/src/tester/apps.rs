@@ -12,8 +12,11 @@
 //!
 //! Every check failure here is a violation of state-machine safety (a `Safety` failure).
 
+use crate::service::{Service, ServiceSpec};
 use crate::tester::cmd::Cmd;
-use raft::{Entry, Index, Snapshot};
+use raft::{Entry, Index, Snapshot, Term};
+use std::collections::VecDeque;
+use std::fmt;
 
 /// The labs' `SnapShotInterval`: MIT's snapshotting applier compacts at every index `i` with
 /// `(i + 1) % 10 == 0`.
@@ -28,6 +31,8 @@ pub enum AppKind {
     MitSnapshot,
     /// SJTU's list state machine, snapshotted only by explicit `save_snapshot` calls.
     SjtuList,
+    /// A replicated service (the part-5 key/value store, extent store, …).
+    Service(ServiceSpec),
 }
 
 /// A snapshot the application asks the node to take (`Input::Compact`).
@@ -40,12 +45,14 @@ pub struct Compaction {
 }
 
 /// The per-node applications of one run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Apps {
     /// MIT's tester record.
     Mit(MitRecord),
     /// SJTU's list state machines.
     Sjtu(Vec<ListMachine>),
+    /// A replicated service's instances.
+    Service(ServiceApps),
 }
 
 impl Apps {
@@ -56,6 +63,7 @@ impl Apps {
             AppKind::MitPlain => Apps::Mit(MitRecord::new(nodes, false)),
             AppKind::MitSnapshot => Apps::Mit(MitRecord::new(nodes, true)),
             AppKind::SjtuList => Apps::Sjtu(vec![ListMachine::new(); nodes]),
+            AppKind::Service(spec) => Apps::Service(ServiceApps::new(spec, nodes)),
         }
     }
 
@@ -73,6 +81,7 @@ impl Apps {
                 Some(machine) => machine.apply(node, entries),
                 None => Err(format!("apply on unknown node {node}")),
             },
+            Apps::Service(services) => services.apply(node, entries),
         }
     }
 
@@ -84,6 +93,7 @@ impl Apps {
                 Some(machine) => machine.restore(node, snapshot),
                 None => Err(format!("restore on unknown node {node}")),
             },
+            Apps::Service(services) => services.restore(node, snapshot),
         }
     }
 
@@ -101,6 +111,7 @@ impl Apps {
                     None => Ok(()),
                 }
             }
+            Apps::Service(services) => services.on_restart(node, snapshot),
         }
     }
 
@@ -112,6 +123,8 @@ impl Apps {
                 .map(|node| record.value(node, index))
                 .collect(),
             Apps::Sjtu(machines) => machines.iter().map(|m| m.value(index)).collect(),
+            // A service's commands are its own; the labs' agreement counts do not apply.
+            Apps::Service(_) => Vec::new(),
         };
         let mut count = 0;
         let mut agreed: Option<(usize, &Cmd)> = None;
@@ -142,6 +155,12 @@ impl Apps {
                 .map(ListMachine::last_index)
                 .max()
                 .unwrap_or(0),
+            Apps::Service(services) => services
+                .nodes
+                .iter()
+                .map(|n| n.last_applied)
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -149,7 +168,7 @@ impl Apps {
     #[must_use]
     pub fn num_append_logs(&self, node: usize) -> Option<u64> {
         match self {
-            Apps::Mit(_) => None,
+            Apps::Mit(_) | Apps::Service(_) => None,
             Apps::Sjtu(machines) => machines.get(node).map(|m| m.num_append_logs),
         }
     }
@@ -160,6 +179,24 @@ impl Apps {
         match self {
             Apps::Mit(_) => None,
             Apps::Sjtu(machines) => machines.get(node).map(ListMachine::snapshot),
+            Apps::Service(services) => services.snapshot_of(node),
+        }
+    }
+
+    /// The service instances, if the run hosts a service.
+    #[must_use]
+    pub fn services(&self) -> Option<&ServiceApps> {
+        match self {
+            Apps::Service(services) => Some(services),
+            Apps::Mit(_) | Apps::Sjtu(_) => None,
+        }
+    }
+
+    /// The service instances, mutably.
+    pub fn services_mut(&mut self) -> Option<&mut ServiceApps> {
+        match self {
+            Apps::Service(services) => Some(services),
+            Apps::Mit(_) | Apps::Sjtu(_) => None,
         }
     }
 }
@@ -363,6 +400,155 @@ impl ListMachine {
         }
         self.store = store;
         Ok(())
+    }
+}
+
+/// How many recent results each service instance keeps for [`ServiceApps::result`].
+pub const RESULTS_KEPT: usize = 4096;
+
+/// One node's service instance.
+struct ServiceNode {
+    service: Box<dyn Service>,
+    last_applied: u64,
+    /// The most recent `(index, term, reply)` results, oldest first.
+    results: VecDeque<(u64, Term, Vec<u8>)>,
+}
+
+/// The service instances of a run, one per node.
+pub struct ServiceApps {
+    spec: ServiceSpec,
+    nodes: Vec<ServiceNode>,
+    /// Results of the last `apply` call, for the cluster to answer waiting clients.
+    fresh: Vec<(u64, Term)>,
+}
+
+impl fmt::Debug for ServiceApps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceApps")
+            .field("spec", &self.spec)
+            .field(
+                "last_applied",
+                &self
+                    .nodes
+                    .iter()
+                    .map(|n| n.last_applied)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl ServiceApps {
+    fn new(spec: ServiceSpec, nodes: usize) -> ServiceApps {
+        ServiceApps {
+            spec,
+            nodes: (0..nodes).map(|_| ServiceApps::fresh_node(spec)).collect(),
+            fresh: Vec::new(),
+        }
+    }
+
+    fn fresh_node(spec: ServiceSpec) -> ServiceNode {
+        ServiceNode {
+            service: (spec.make)(),
+            last_applied: 0,
+            results: VecDeque::new(),
+        }
+    }
+
+    /// The hosted service.
+    #[must_use]
+    pub fn spec(&self) -> ServiceSpec {
+        self.spec
+    }
+
+    /// The last index `node`'s instance applied.
+    #[must_use]
+    pub fn last_applied(&self, node: usize) -> u64 {
+        self.nodes.get(node).map_or(0, |n| n.last_applied)
+    }
+
+    /// The reply `node`'s instance produced for the entry at `index`, with the entry's term, if
+    /// it applied it recently (the last [`RESULTS_KEPT`] entries of this incarnation).
+    #[must_use]
+    pub fn result(&self, node: usize, index: u64) -> Option<(Term, &[u8])> {
+        let results = &self.nodes.get(node)?.results;
+        let position = results.binary_search_by_key(&index, |(i, _, _)| *i).ok()?;
+        results
+            .get(position)
+            .map(|(_, term, reply)| (*term, reply.as_slice()))
+    }
+
+    /// Takes the `(index, term)` of the entries applied by the last `apply`.
+    pub fn take_fresh(&mut self) -> Vec<(u64, Term)> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    fn apply(&mut self, node: usize, entries: Vec<Entry>) -> Result<(), String> {
+        let Some(instance) = self.nodes.get_mut(node) else {
+            return Err(format!("apply on unknown node {node}"));
+        };
+        for entry in entries {
+            let expected = instance.last_applied + 1;
+            if entry.index.0 != expected {
+                return Err(format!(
+                    "server {node} apply out of order: expected index {expected}, got {}",
+                    entry.index.0
+                ));
+            }
+            let reply = instance.service.apply(entry.index, &entry.command);
+            instance.last_applied = entry.index.0;
+            if instance.results.len() == RESULTS_KEPT {
+                instance.results.pop_front();
+            }
+            instance
+                .results
+                .push_back((entry.index.0, entry.term, reply));
+            self.fresh.push((entry.index.0, entry.term));
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, node: usize, snapshot: &Snapshot) -> Result<(), String> {
+        let Some(instance) = self.nodes.get_mut(node) else {
+            return Err(format!("restore on unknown node {node}"));
+        };
+        if snapshot.index.0 < instance.last_applied {
+            return Err(format!(
+                "server {node}: snapshot at {} would move the service back from {}",
+                snapshot.index.0, instance.last_applied
+            ));
+        }
+        instance.service.restore(&snapshot.data).map_err(|e| {
+            format!(
+                "server {node}: snapshot at {} does not restore: {e}",
+                snapshot.index
+            )
+        })?;
+        instance.last_applied = snapshot.index.0;
+        instance.results.clear();
+        Ok(())
+    }
+
+    fn on_restart(&mut self, node: usize, snapshot: Option<&Snapshot>) -> Result<(), String> {
+        let spec = self.spec;
+        let Some(instance) = self.nodes.get_mut(node) else {
+            return Err(format!("restart of unknown node {node}"));
+        };
+        *instance = ServiceApps::fresh_node(spec);
+        match snapshot {
+            Some(snapshot) => self.restore(node, snapshot),
+            None => Ok(()),
+        }
+    }
+
+    /// A snapshot of `node`'s instance at its last applied index.
+    #[must_use]
+    pub fn snapshot_of(&self, node: usize) -> Option<Compaction> {
+        let instance = self.nodes.get(node)?;
+        Some(Compaction {
+            index: Index(instance.last_applied),
+            snapshot: instance.service.snapshot(),
+        })
     }
 }
 

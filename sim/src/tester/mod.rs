@@ -14,6 +14,7 @@
 pub mod apps;
 pub mod cmd;
 pub mod exec;
+pub mod service;
 
 pub use apps::AppKind;
 pub use cmd::{Cmd, cmd};
