@@ -47,6 +47,33 @@ pub trait Service {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
 }
 
+/// Hosts a typed [`raft::StateMachine`] as a [`Service`]: commands are decoded with postcard
+/// (as [`raft::encode_command`] encodes them) and outputs encoded with postcard. A command that
+/// does not decode is not applied and gets an empty reply.
+#[derive(Clone, Debug, Default)]
+pub struct Typed<S>(pub S);
+
+impl<S> Service for Typed<S>
+where
+    S: raft::StateMachine,
+    S::Output: serde::Serialize,
+{
+    fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8> {
+        match postcard::from_bytes::<S::Command>(command) {
+            Ok(command) => postcard::to_allocvec(&self.0.apply(index, command)).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.0.restore(snapshot).map_err(|e| e.to_string())
+    }
+}
+
 /// Which service runs on every node, and when it snapshots.
 #[derive(Clone, Copy)]
 pub struct ServiceSpec {
