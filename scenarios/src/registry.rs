@@ -10,10 +10,12 @@ pub fn all() -> Vec<Scenario> {
         crate::mit::part2::SCENARIOS,
         crate::mit::part3::SCENARIOS,
         crate::mit::part4::SCENARIOS,
+        crate::mit::kv::SCENARIOS,
         crate::sjtu::part1::SCENARIOS,
         crate::sjtu::part2::SCENARIOS,
         crate::sjtu::part3::SCENARIOS,
         crate::sjtu::part4::SCENARIOS,
+        crate::sjtu::part5::SCENARIOS,
     ];
     groups
         .iter()

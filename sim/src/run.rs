@@ -113,6 +113,9 @@ pub struct RunReport {
     pub messages: u64,
     /// Every trace record, if [`RunOptions::record_trace`] was set.
     pub trace: Option<Vec<TraceRecord>>,
+    /// The client history the scenario published ([`crate::Tester::publish_history`]), as JSON
+    /// in `sim lincheck`'s format.
+    pub history: Option<String>,
 }
 
 impl RunReport {
@@ -151,6 +154,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunReport {
                 virtual_us: 0,
                 messages: 0,
                 trace: None,
+                history: None,
             }
         }
     }

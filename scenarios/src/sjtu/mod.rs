@@ -4,3 +4,4 @@ pub mod part1;
 pub mod part2;
 pub mod part3;
 pub mod part4;
+pub mod part5;

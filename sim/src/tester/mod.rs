@@ -114,6 +114,7 @@ struct Inner {
     cluster: RefCell<Cluster>,
     executor: Executor,
     setup: Setup,
+    history: RefCell<Option<String>>,
 }
 
 /// The scenario's handle on the simulated cluster. Clone it freely (into clients too).
@@ -143,6 +144,7 @@ impl Tester {
                 cluster: RefCell::new(cluster),
                 executor,
                 setup,
+                history: RefCell::new(None),
             }),
         }
     }
@@ -184,7 +186,14 @@ impl Tester {
             virtual_us,
             messages,
             trace,
+            history: self.inner.history.borrow_mut().take(),
         }
+    }
+
+    /// Publishes the run's client history (JSON in `sim lincheck`'s format) so that
+    /// `sim run --history FILE` can write it; the last one published wins.
+    pub fn publish_history(&self, json: String) {
+        *self.inner.history.borrow_mut() = Some(json);
     }
 
     pub(crate) fn spawn_main(&self, body: crate::scenario::ScenarioFuture) -> MainHandle {
