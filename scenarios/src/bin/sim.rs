@@ -90,6 +90,9 @@ struct OutputArgs {
     /// Write every event as JSON lines to FILE.
     #[arg(long, value_name = "FILE")]
     trace_json: Option<std::path::PathBuf>,
+    /// Write the client history (key/value scenarios) as JSON to FILE, for `sim lincheck`.
+    #[arg(long, value_name = "FILE")]
+    history: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -289,8 +292,8 @@ fn run(
 ) -> Result<u8, String> {
     let scenarios = select(&[pattern.to_string()])?;
     let record = output.trace || output.trace_json.is_some();
-    if record && scenarios.len() > 1 {
-        return Err("--trace and --trace-json need a single scenario".into());
+    if (record || output.history.is_some()) && scenarios.len() > 1 {
+        return Err("--trace, --trace-json and --history need a single scenario".into());
     }
     let mut exit = 0;
     let mut total_wall_us = 0;
@@ -315,6 +318,18 @@ fn run(
                 }
                 std::fs::write(path, text)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+        }
+        if let Some(path) = &output.history {
+            match &report.history {
+                Some(history) => std::fs::write(path, history)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                None => {
+                    return Err(format!(
+                        "{} records no client history (only the key/value scenarios do)",
+                        scenario.name
+                    ));
+                }
             }
         }
         if output.json {
