@@ -157,9 +157,12 @@ pub struct Node {
     last_applied: Index,
     election_elapsed_ticks: u32,
     election_timeout_ticks: u32,
+    /// Leader: ticks since the last heartbeat; candidate: since it last asked for votes.
     heartbeat_elapsed_ticks: u32,
     /// Candidate: the voters that granted their vote (this node included).
     votes_granted: Vec<NodeId>,
+    /// Candidate: the voters that refused their vote.
+    votes_refused: Vec<NodeId>,
     /// Leader: one entry per peer, in `peers` order.
     progress: Vec<Progress>,
     /// Outputs of the step in progress, by kind; joined in this order at the end of the step, so
@@ -218,6 +221,7 @@ impl Node {
             election_timeout_ticks: 0,
             heartbeat_elapsed_ticks: 0,
             votes_granted: Vec::new(),
+            votes_refused: Vec::new(),
             progress: Vec::new(),
             persists: Vec::new(),
             sends: Vec::new(),
@@ -366,8 +370,37 @@ impl Node {
                 self.election_elapsed_ticks += 1;
                 if self.election_elapsed_ticks >= self.election_timeout_ticks {
                     self.campaign();
+                } else if self.role == Role::Candidate {
+                    self.tick_candidate();
                 }
             }
+        }
+    }
+
+    /// A candidate asks again, every heartbeat interval, the voters that have not answered: a
+    /// request or its reply may have been lost or be late (§5.1: servers retry RPCs that get no
+    /// timely response). A voter that already granted grants again and restarts its election
+    /// timer, so slow replies do not let the candidate's own voters time out under it.
+    fn tick_candidate(&mut self) {
+        self.heartbeat_elapsed_ticks += 1;
+        if self.heartbeat_elapsed_ticks < self.config.heartbeat_ticks {
+            return;
+        }
+        self.heartbeat_elapsed_ticks = 0;
+        for slot in 0..self.peers.len() {
+            let peer = self.peers[slot];
+            if !self.votes_granted.contains(&peer) && !self.votes_refused.contains(&peer) {
+                self.send(peer, self.vote_request());
+            }
+        }
+    }
+
+    /// This candidate's RequestVote: its last log index and term (the election restriction).
+    fn vote_request(&self) -> Payload {
+        let log = &self.durable.log;
+        Payload::RequestVote {
+            last_log_index: log.last_index(),
+            last_log_term: log.last_term(),
         }
     }
 
@@ -508,7 +541,13 @@ impl Node {
     }
 
     fn handle_vote_reply(&mut self, from: NodeId, granted: bool) {
-        if self.role != Role::Candidate || !granted {
+        if self.role != Role::Candidate {
+            return;
+        }
+        if !granted {
+            if !self.votes_refused.contains(&from) {
+                self.votes_refused.push(from);
+            }
             return;
         }
         if !self.votes_granted.contains(&from) {
@@ -828,16 +867,14 @@ impl Node {
         self.progress.clear();
         self.votes_granted.clear();
         self.votes_granted.push(self.config.id);
+        self.votes_refused.clear();
+        self.heartbeat_elapsed_ticks = 0;
         self.reset_election_timer();
         if self.votes_granted.len() >= quorum::majority(self.config.voters.len()) {
             self.become_leader();
             return;
         }
-        let log = &self.durable.log;
-        let payload = Payload::RequestVote {
-            last_log_index: log.last_index(),
-            last_log_term: log.last_term(),
-        };
+        let payload = self.vote_request();
         for slot in 0..self.peers.len() {
             self.send(self.peers[slot], payload.clone());
         }
@@ -857,6 +894,7 @@ impl Node {
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.votes_granted.clear();
+        self.votes_refused.clear();
         self.heartbeat_elapsed_ticks = 0;
         let last = self.durable.log.last_index();
         self.progress = self.peers.iter().map(|_| Progress::new(last)).collect();
@@ -878,6 +916,7 @@ impl Node {
         self.leader = leader;
         self.progress.clear();
         self.votes_granted.clear();
+        self.votes_refused.clear();
         self.reset_election_timer();
     }
 

@@ -273,6 +273,43 @@ fn candidate_starts_a_new_election_when_its_timeout_elapses_again() {
 }
 
 #[test]
+fn candidate_asks_again_every_heartbeat_the_voters_that_have_not_answered() {
+    let mut node = Node::new(config(1, 5)).unwrap();
+    tick_until_campaign(&mut node);
+    let term = node.term();
+    receive(
+        &mut node,
+        id(2),
+        term,
+        Payload::RequestVoteReply { granted: true },
+    );
+    receive(
+        &mut node,
+        id(3),
+        term,
+        Payload::RequestVoteReply { granted: false },
+    );
+    let heartbeat = node.config().heartbeat_ticks;
+    assert!(heartbeat < node.election_timeout_ticks());
+    assert!(tick_n(&mut node, heartbeat - 1).is_empty());
+
+    let outputs = tick_n(&mut node, 1);
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.term(), term, "asking again is not a new election");
+    assert!(persists(&outputs).is_empty());
+    let asked: Vec<NodeId> = sends(&outputs).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(
+        asked,
+        [id(4), id(5)],
+        "only the voters that have not answered"
+    );
+    for (_, message) in sends(&outputs) {
+        assert_eq!(message.term, term);
+        assert_eq!(message.payload, request_vote(0, 0));
+    }
+}
+
+#[test]
 fn candidate_wins_only_with_a_majority_of_distinct_granted_votes() {
     let mut node = Node::new(config(1, 5)).unwrap();
     tick_until_campaign(&mut node);
