@@ -103,7 +103,7 @@ pub enum Rejected {
         /// The node's last applied index.
         last_applied: Index,
     },
-    /// The log ends at the largest index, so no entry can follow it (only reachable through a
+    /// The log ends at [`Index::LAST`], so no entry can follow it (only reachable through a
     /// nonsense snapshot or a corrupt durable state).
     #[error("the log is full: it ends at {last_index}")]
     LogFull {
@@ -431,8 +431,8 @@ impl Node {
             });
         }
         let last_index = self.durable.log.last_index();
-        if last_index == Index(u64::MAX) {
-            // `next()` would saturate and the proposal would overwrite the last entry.
+        if last_index >= Index::LAST {
+            // One more entry would leave no room for a follower's `next_index` past it.
             return Err(Rejected::LogFull { last_index });
         }
         let entry = Entry {
@@ -621,6 +621,9 @@ impl Node {
     /// message is dropped).
     fn append_from_leader(&mut self, prev_index: Index, mut entries: Vec<Entry>) -> Option<Index> {
         let match_index = prev_index.plus(entries.len() as u64);
+        if match_index > Index::LAST {
+            return None; // Past the last usable index: nonsense.
+        }
         let log = &self.durable.log;
         let first_new = entries
             .iter()
@@ -657,8 +660,12 @@ impl Node {
         if !self.accept_leader(from) {
             return;
         }
-        if snapshot.index <= self.commit_index || snapshot.term > self.term() {
-            // Nothing new (we hold everything it covers), or nonsense from the future.
+        if snapshot.index <= self.commit_index
+            || snapshot.term > self.term()
+            || snapshot.index > Index::LAST
+        {
+            // Nothing new (we hold everything it covers), or nonsense: from the future, or past
+            // the last usable index.
             let match_index = self.commit_index;
             self.send(from, Payload::InstallSnapshotReply { match_index });
             return;

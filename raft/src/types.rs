@@ -30,6 +30,10 @@ impl Term {
 }
 
 impl Index {
+    /// The largest index an entry or a snapshot may have. One more must stay representable: a
+    /// leader's `next_index` for a follower is one past its match, and must stay above it.
+    pub const LAST: Index = Index(u64::MAX - 1);
+
     /// The index after this one (saturating).
     #[must_use]
     pub fn next(self) -> Index {

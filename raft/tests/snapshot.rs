@@ -294,3 +294,26 @@ fn heartbeat_below_the_snapshot_matches_at_the_snapshot() {
     );
     assert_eq!(node.log().last_index(), Index(6), "nothing truncated");
 }
+
+#[test]
+fn a_snapshot_or_append_past_the_last_usable_index_is_ignored() {
+    // A leader's next_index for a follower is one past its match: an index beyond Index::LAST
+    // would leave no room for it (proptest found a leader whose next_index saturated).
+    let mut node = follower(2, 2);
+    let beyond = snapshot(u64::MAX, 1);
+    let step = receive(&mut node, id(2), Term(1), install(beyond));
+    assert!(persists(&step.outputs).is_empty(), "nothing persisted");
+    assert_eq!(node.log().last_index(), Index(2));
+    // A snapshot at the last usable index is taken; an entry after it is not.
+    let at_last = snapshot(Index::LAST.0, 1);
+    let step = receive(&mut node, id(2), Term(1), install(at_last.clone()));
+    assert_eq!(persists(&step.outputs), [Persist::Snapshot(at_last)]);
+    let step = receive(
+        &mut node,
+        id(2),
+        Term(1),
+        append(Index::LAST.0, 1, entries(u64::MAX, &[1]), 0),
+    );
+    assert!(persists(&step.outputs).is_empty(), "nothing persisted");
+    assert_eq!(node.log().last_index(), Index::LAST);
+}
