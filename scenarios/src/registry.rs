@@ -15,7 +15,8 @@ pub fn all() -> Vec<Scenario> {
         crate::sjtu::part2::SCENARIOS,
         crate::sjtu::part3::SCENARIOS,
         crate::sjtu::part4::SCENARIOS,
-        crate::sjtu::part5::SCENARIOS,
+        crate::sjtu::part5::kv::SCENARIOS,
+        crate::sjtu::part5::chfs::SCENARIOS,
     ];
     groups
         .iter()
