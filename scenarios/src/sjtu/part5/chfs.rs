@@ -148,6 +148,7 @@ impl ExtentClient for SimExtents {
         };
         let request = raft::encode_command(&command);
         async move {
+            self.failure = None;
             let started = self.t.now();
             let mut last = String::from("never tried");
             while self.t.now().since_us(started) < CALL_BUDGET_MS * sim::US_PER_MS {
