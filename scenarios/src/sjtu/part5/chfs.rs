@@ -665,19 +665,47 @@ mod tests {
         })
     }
 
-    #[test]
-    fn files_survive_a_lossy_network_and_crashes() {
-        let scenario = Scenario {
+    fn faults(spec: ServiceSpec, run: fn(Tester) -> ScenarioFuture) -> Scenario {
+        Scenario {
             name: "sjtu/part5/chfs_faults",
             lab: Lab::Sjtu,
             part: "part5",
             summary: "random file operations under faults",
             setup: Setup {
-                app: AppKind::Service(EXTENT_SERVICE),
+                app: AppKind::Service(spec),
                 ..Setup::mit(3).unreliable()
             },
-            run: files_survive_faults,
+            run,
+        }
+    }
+
+    #[test]
+    fn files_survive_a_lossy_network_and_crashes() {
+        let scenario = faults(EXTENT_SERVICE, files_survive_faults);
+        for seed in 0..30 {
+            let report = sim::run(&scenario, seed, &RunOptions::default());
+            assert!(report.passed(), "seed {seed}: {:?}", report.failure);
+        }
+    }
+
+    /// The same with the store snapshotting whenever a node's Raft state passes 8 000 bytes
+    /// (the lab never does): restarts restore the snapshot, laggards install it.
+    fn files_survive_faults_snapshotting(t: Tester) -> ScenarioFuture {
+        Box::pin(async move {
+            files_survive_faults(t.clone()).await?;
+            ensure!(t.snapshot_size() > 0, "no snapshot was taken");
+            ensure!(t.log_size() < 3 * 8_000, "log of {} bytes", t.log_size());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn files_survive_faults_with_snapshots() {
+        let spec = ServiceSpec {
+            max_raft_state: Some(8_000),
+            ..EXTENT_SERVICE
         };
+        let scenario = faults(spec, files_survive_faults_snapshotting);
         for seed in 0..30 {
             let report = sim::run(&scenario, seed, &RunOptions::default());
             assert!(report.passed(), "seed {seed}: {:?}", report.failure);
