@@ -21,6 +21,10 @@
 //! number is the last one gets the cached reply and changes nothing; an older one gets
 //! [`Output::Stale`]. Clerks issue one command at a time, so the latest reply is all a retry can
 //! need.
+//!
+//! A Get changes nothing, so its reply is not cached (a value can be large, and the table is in
+//! every snapshot): a retried Get reads again. That is still linearizable: the clerk is waiting
+//! on that very command, so the second read also falls inside its call.
 
 use raft::{Index, StateMachine};
 use serde::{Deserialize, Serialize};
@@ -105,8 +109,8 @@ pub enum Output {
 pub struct Session {
     /// The last sequence number applied.
     pub seq: u64,
-    /// Its reply (returned again to a retry).
-    pub reply: Reply,
+    /// Its reply, returned again to a retry; `None` for a Get, which a retry runs again.
+    pub reply: Option<Reply>,
 }
 
 /// Why a snapshot does not restore.
@@ -131,11 +135,19 @@ pub enum KvSnapshotError {
 const SNAPSHOT_TAG: [u8; 4] = *b"kv1\0";
 
 /// The snapshot's body: applied index, data, dedup table.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Image {
     applied: u64,
     data: BTreeMap<String, String>,
     sessions: BTreeMap<u64, Session>,
+}
+
+/// [`Image`] by reference, to encode a snapshot without copying the store first.
+#[derive(Serialize)]
+struct ImageRef<'a> {
+    applied: u64,
+    data: &'a BTreeMap<String, String>,
+    sessions: &'a BTreeMap<u64, Session>,
 }
 
 /// The key/value state machine (see the module docs).
@@ -228,35 +240,44 @@ impl StateMachine for KvStore {
         self.applied = index;
         let Command { client, seq, op } = command;
         if let Some(session) = self.sessions.get(&client) {
-            if seq == session.seq {
-                return Output::Reply(session.reply.clone());
-            }
             if seq < session.seq {
                 return Output::Stale {
                     last_seq: session.seq,
                 };
             }
+            if seq == session.seq
+                && let Some(reply) = &session.reply
+            {
+                return Output::Reply(reply.clone());
+            }
         }
+        let is_get = matches!(op, Op::Get { .. });
         let reply = self.execute(op);
-        self.sessions.insert(
-            client,
-            Session {
-                seq,
-                reply: reply.clone(),
-            },
-        );
+        let cached = (!is_get).then(|| reply.clone());
+        self.sessions.insert(client, Session { seq, reply: cached });
         Output::Reply(reply)
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let image = Image {
+        let image = ImageRef {
             applied: self.applied.0,
-            data: self.data.clone(),
-            sessions: self.sessions.clone(),
+            data: &self.data,
+            sessions: &self.sessions,
         };
-        let mut bytes = SNAPSHOT_TAG.to_vec();
-        bytes.extend(raft::encode_command(&image));
-        bytes
+        // Room for every string and a few bytes of framing each, so that the buffer is
+        // allocated once: snapshots are taken often and can be large.
+        let strings: usize = self.data.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+        let sessions: usize = self
+            .sessions
+            .values()
+            .map(|s| 24 + s.reply.as_ref().map_or(0, |r| r.value.len() + 4))
+            .sum();
+        let mut bytes = Vec::with_capacity(SNAPSHOT_TAG.len() + 16 + strings + sessions);
+        bytes.extend_from_slice(&SNAPSHOT_TAG);
+        match postcard::to_extend(&image, bytes) {
+            Ok(bytes) => bytes,
+            Err(error) => unreachable!("postcard encoding into a Vec never fails: {error}"),
+        }
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -369,6 +390,23 @@ mod tests {
         assert_eq!(s.apply(Index(9), other), reply(true, ""));
         assert_eq!(s.value("k"), Some("bc"));
         assert_eq!(s.session(1).map(|x| x.seq), Some(2));
+    }
+
+    #[test]
+    fn a_retried_get_reads_again_and_is_not_cached() {
+        let mut s = KvStore::new();
+        run(&mut s, 1, put("k", "a"));
+        assert_eq!(run(&mut s, 2, get("k")), reply(true, "a"));
+        assert_eq!(s.session(1).and_then(|x| x.reply.clone()), None);
+        let other = Command {
+            client: 2,
+            seq: 1,
+            op: put("k", "b"),
+        };
+        s.apply(Index(3), other);
+        // Client 1 is still waiting on seq 2: the retry reads the current value.
+        assert_eq!(run(&mut s, 2, get("k")), reply(true, "b"));
+        assert_eq!(run(&mut s, 1, get("k")), Output::Stale { last_seq: 2 });
     }
 
     #[test]
