@@ -354,6 +354,71 @@ pub fn check_history(t: &Tester, log: &History) -> TestResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sim::tester::AppKind;
+    use sim::{Lab, RunOptions, Scenario, ScenarioFuture, Setup};
+
+    fn three_ops(t: Tester) -> ScenarioFuture {
+        Box::pin(async move {
+            let log = History::new(&t);
+            let mut ck = make_clerk_to_all(&t);
+            put(&mut ck, "k", "a", &log, 4).await?;
+            append(&mut ck, "k", "b", &log, 4).await?;
+            check(&mut ck, "k", "ab", &log, 4).await?;
+            // An operation that never returns stays unknown.
+            log.begin(5, &Op::Get { key: "k".into() });
+            check_history(&t, &log)
+        })
+    }
+
+    #[test]
+    fn the_history_is_the_json_sim_lincheck_reads() {
+        let scenario = Scenario {
+            name: "t/kv/history",
+            lab: Lab::Mit,
+            part: "kv",
+            summary: "history format",
+            setup: Setup {
+                app: AppKind::Service(kv_spec(None)),
+                ..Setup::mit(3)
+            },
+            run: three_ops,
+        };
+        let report = sim::run(&scenario, 3, &RunOptions::default());
+        assert!(report.passed(), "{:?}", report.failure);
+        let json = report.history.expect("the scenario published its history");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["model"], "kv");
+        let ops = value["operations"].as_array().expect("an array");
+        assert_eq!(ops.len(), 4);
+        let inputs: Vec<(&str, &str, &str)> = ops
+            .iter()
+            .map(|op| {
+                let input = &op["input"];
+                let field = |name: &str| input[name].as_str().unwrap_or("?");
+                (field("op"), field("key"), field("value"))
+            })
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                ("put", "k", "a"),
+                ("append", "k", "b"),
+                ("get", "k", ""),
+                ("get", "k", "")
+            ]
+        );
+        assert_eq!(ops[0]["output"], serde_json::json!({"value": ""}));
+        assert_eq!(ops[2]["output"], serde_json::json!({"value": "ab"}));
+        assert_eq!(ops[0]["client_id"], 4);
+        for op in &ops[..3] {
+            let (call, ret) = (op["call"].as_u64(), op["return"].as_u64());
+            assert!(call.is_some() && ret.is_some() && call <= ret, "{op}");
+        }
+        assert!(ops[1]["call"].as_u64() >= ops[0]["return"].as_u64());
+        assert!(ops[3]["output"].is_null() && ops[3]["return"].is_null());
+        let keys: Vec<&String> = ops[0].as_object().map(|o| o.keys().collect()).unwrap();
+        assert_eq!(keys, ["call", "client_id", "input", "output", "return"]);
+    }
 
     #[test]
     fn abbreviate_keeps_short_values_and_cuts_long_ones() {

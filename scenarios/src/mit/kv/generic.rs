@@ -38,18 +38,50 @@ fn tag(cli: u64, j: u64) -> String {
 }
 
 /// MIT's `checkClntAppends`: `clnt`'s tags `0..count` each appear exactly once in `v`, in order.
+///
+/// The lab searches `v` twice per tag (first and last occurrence), quadratic in the value's
+/// length; this finds every occurrence of every tag of `clnt` in one pass and then applies the
+/// same three checks in the same order. An occurrence of `x clnt j y` starts with `x clnt ` (which
+/// cannot overlap itself: its only `x` is its first byte), followed by exactly `j`'s decimal digits
+/// and ` y`.
 pub fn check_clnt_appends(clnt: u64, v: &str, count: u64) -> TestResult {
+    let prefix = format!("x {clnt} ");
+    let slots = usize::try_from(count).unwrap_or(usize::MAX);
+    // (first, last) byte offset of each tag.
+    let mut seen: Vec<Option<(usize, usize)>> = vec![None; slots.min(v.len() + 1)];
+    for (at, _) in v.match_indices(&prefix) {
+        let rest = &v[at + prefix.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let canonical = digits == 1 || (digits > 1 && !rest.starts_with('0'));
+        if !canonical || !rest[digits..].starts_with(" y") {
+            continue;
+        }
+        let Some(j) = rest[..digits]
+            .parse::<usize>()
+            .ok()
+            .filter(|&j| j < seen.len())
+        else {
+            continue;
+        };
+        seen[j] = Some(match seen[j] {
+            None => (at, at),
+            Some((first, _)) => (first, at),
+        });
+    }
     let mut last: Option<usize> = None;
     for j in 0..count {
         let wanted = tag(clnt, j);
-        let Some(first) = v.find(&wanted) else {
+        let found = usize::try_from(j)
+            .ok()
+            .and_then(|j| seen.get(j).copied().flatten());
+        let Some((first, final_)) = found else {
             bail!(
                 "{clnt} missing element {wanted} in Append result {}",
                 abbreviate(v)
             );
         };
         ensure!(
-            v.rfind(&wanted) == Some(first),
+            final_ == first,
             "duplicate element {wanted} in Append result {}",
             abbreviate(v)
         );
@@ -265,5 +297,56 @@ mod tests {
         assert!(order.message.contains("wrong order"), "{order}");
         assert!(check_concurrent_appends("x 1 0 yx 0 0 y", &[1, 1]).is_ok());
         assert!(check_concurrent_appends("x 1 0 y", &[1, 1]).is_err());
+        // Leading zeros are not the tag.
+        assert!(check_clnt_appends(0, "x 0 00 y", 1).is_err());
+    }
+
+    /// The lab's version: `find` and `rfind` per tag.
+    fn lab_check(clnt: u64, v: &str, count: u64) -> Result<(), String> {
+        let mut last: Option<usize> = None;
+        for j in 0..count {
+            let wanted = tag(clnt, j);
+            let Some(first) = v.find(&wanted) else {
+                return Err(format!("missing {j}"));
+            };
+            if v.rfind(&wanted) != Some(first) {
+                return Err(format!("duplicate {j}"));
+            }
+            if last.is_some_and(|last| first <= last) {
+                return Err(format!("order {j}"));
+            }
+            last = Some(first);
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// The one-pass check agrees with the lab's on values built from tags, junk and
+        /// truncated tags, including which check fails first.
+        #[test]
+        fn one_pass_check_matches_the_labs(
+            pieces in proptest::collection::vec((0u64..3, 0u64..12, 0u8..6), 0..24),
+            count in 0u64..12,
+        ) {
+            let mut v = String::new();
+            for (clnt, j, shape) in pieces {
+                match shape {
+                    0 => v.push_str("x "),
+                    1 => v.push_str(&format!("x {clnt} 0{j} y")),
+                    2 => v.push_str(&format!("x {clnt} {j}")),
+                    _ => v.push_str(&tag(clnt, j)),
+                }
+            }
+            let ours = check_clnt_appends(1, &v, count).map_err(|e| {
+                ["missing", "duplicate"]
+                    .into_iter()
+                    .find(|kind| e.message.contains(kind))
+                    .unwrap_or("order")
+                    .to_string()
+            });
+            let lab = lab_check(1, &v, count)
+                .map_err(|m| m.split(' ').next().unwrap_or("").to_string());
+            proptest::prop_assert_eq!(ours, lab, "on {:?}", v);
+        }
     }
 }
