@@ -147,12 +147,6 @@ pub struct HistoryOp {
     pub return_: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct HistoryFile<'a> {
-    model: &'static str,
-    operations: &'a [HistoryOp],
-}
-
 /// The op log of a run, shared by every client (MIT's `OpLog`). An operation is recorded when it
 /// is called and completed when it returns; one that never returns stays unknown.
 #[derive(Clone, Debug)]
@@ -236,14 +230,76 @@ impl History {
     }
 
     /// The log as `sim lincheck` reads it: `{"model": "kv", "operations": [...]}`.
+    ///
+    /// Written by hand rather than through serde: a history holds every value every Get
+    /// returned, hundreds of megabytes in the many-client scenarios, and almost none of it needs
+    /// escaping.
     #[must_use]
     pub fn to_json(&self) -> String {
         let ops = self.ops.borrow();
-        let file = HistoryFile {
-            model: "kv",
-            operations: &ops,
-        };
-        serde_json::to_string(&file).unwrap_or_default()
+        let text: usize = ops
+            .iter()
+            .map(|op| {
+                let output = op.output.as_ref().map_or(0, |o| o.value.len());
+                op.input.key.len() + op.input.value.len() + output + 128
+            })
+            .sum();
+        let mut out = String::with_capacity(text + 64);
+        out.push_str(r#"{"model":"kv","operations":["#);
+        for (i, op) in ops.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_op(&mut out, op);
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+/// Appends one operation as JSON.
+fn write_op(out: &mut String, op: &HistoryOp) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(out, r#"{{"client_id":{},"input":{{"op":"#, op.client_id);
+    push_json_str(out, op.input.op);
+    out.push_str(r#","key":"#);
+    push_json_str(out, &op.input.key);
+    out.push_str(r#","value":"#);
+    push_json_str(out, &op.input.value);
+    out.push_str(r#"},"output":"#);
+    match &op.output {
+        Some(output) => {
+            out.push_str(r#"{"value":"#);
+            push_json_str(out, &output.value);
+            out.push('}');
+        }
+        None => out.push_str("null"),
+    }
+    let _ = write!(out, r#","call":{},"return":"#, op.call);
+    match op.return_ {
+        Some(at) => {
+            let _ = write!(out, "{at}");
+        }
+        None => out.push_str("null"),
+    }
+    out.push('}');
+}
+
+/// Appends `text` as a JSON string: as is between quotes when nothing needs escaping (no quote,
+/// backslash or control character), through serde_json otherwise.
+fn push_json_str(out: &mut String, text: &str) {
+    let plain = text.as_bytes().chunks(64).all(|chunk| {
+        !chunk.iter().fold(false, |bad, &b| {
+            bad | (b < 0x20) | (b == b'"') | (b == b'\\')
+        })
+    });
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(text).to_string());
     }
 }
 
@@ -418,6 +474,30 @@ mod tests {
         assert!(ops[3]["output"].is_null() && ops[3]["return"].is_null());
         let keys: Vec<&String> = ops[0].as_object().map(|o| o.keys().collect()).unwrap();
         assert_eq!(keys, ["call", "client_id", "input", "output", "return"]);
+    }
+
+    #[test]
+    fn operations_with_any_text_are_valid_json() {
+        let nasty = "q\"b\\n\nt\tc\u{1}é€";
+        let op = HistoryOp {
+            client_id: 7,
+            input: HistoryInput {
+                op: "append",
+                key: nasty.into(),
+                value: "x 0 1 y".into(),
+            },
+            output: Some(HistoryOutput {
+                value: nasty.into(),
+            }),
+            call: 12,
+            return_: None,
+        };
+        let mut text = String::new();
+        write_op(&mut text, &op);
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(parsed, serde_json::to_value(&op).expect("serializes"));
+        assert_eq!(parsed["input"]["key"], nasty);
+        assert!(parsed["return"].is_null());
     }
 
     #[test]
