@@ -46,6 +46,26 @@ impl LinkFaults {
     };
 }
 
+/// Extra delays that reorder messages beyond a profile's own spread: each message, with chance
+/// `per_mille`, is held back by a further `U[0, delay_us_max]`. Off by default; the swarm
+/// scenarios turn it on. A disabled reorder draws no randomness, so runs without it are
+/// unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reorder {
+    /// Chance that a message (or a duplicate copy) is held back, per mille.
+    pub per_mille: u32,
+    /// The longest extra delay, in microseconds.
+    pub delay_us_max: u64,
+}
+
+impl Reorder {
+    /// No extra reordering.
+    pub const OFF: Reorder = Reorder {
+        per_mille: 0,
+        delay_us_max: 0,
+    };
+}
+
 /// A named fault profile for the whole network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetworkProfile {
@@ -180,6 +200,7 @@ pub struct Network {
     cut: Vec<bool>,
     profile: NetworkProfile,
     long_reordering: bool,
+    reorder: Reorder,
     counters: Counters,
 }
 
@@ -193,6 +214,7 @@ impl Network {
             cut: vec![false; nodes * nodes],
             profile,
             long_reordering: false,
+            reorder: Reorder::OFF,
             counters: Counters {
                 delivered_requests: vec![0; nodes],
                 attempted_requests: vec![0; nodes],
@@ -221,6 +243,17 @@ impl Network {
     /// Turns labrpc's long reordering of replies on or off.
     pub fn set_long_reordering(&mut self, on: bool) {
         self.long_reordering = on;
+    }
+
+    /// The extra reordering in force.
+    #[must_use]
+    pub fn reorder(&self) -> Reorder {
+        self.reorder
+    }
+
+    /// Sets the extra reordering (in-flight messages keep their delays).
+    pub fn set_reorder(&mut self, reorder: Reorder) {
+        self.reorder = reorder;
     }
 
     /// Whether `node` is connected (MIT) / reachable (SJTU).
@@ -339,7 +372,11 @@ impl Network {
             let extra_ms = rng.below(1 + spread_ms);
             return (200 + extra_ms) * US_PER_MS;
         }
-        rng.between(faults.delay_us_min, faults.delay_us_max)
+        let delay_us = rng.between(faults.delay_us_min, faults.delay_us_max);
+        if rng.chance_per_mille(self.reorder.per_mille) {
+            return delay_us.saturating_add(rng.between(0, self.reorder.delay_us_max));
+        }
+        delay_us
     }
 
     /// Counts one delivered copy (MIT counts delivered requests per receiver and reply bytes
