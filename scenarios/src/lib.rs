@@ -6,3 +6,4 @@ pub mod mit;
 pub mod registry;
 pub mod seeds;
 pub mod sjtu;
+pub mod swarm;

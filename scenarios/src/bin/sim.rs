@@ -9,6 +9,7 @@ use scenarios::cli::fuzz::{Budget, Campaign, Summary, run_campaign};
 use scenarios::cli::report::{Failure, RunResult, replay_command};
 use scenarios::registry;
 use scenarios::seeds::parse_seed;
+use scenarios::swarm;
 use sim::{RunOptions, RunReport, Scenario};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -332,11 +333,7 @@ fn run(
                 }
             }
         }
-        if output.json {
-            out!("{}", result.json());
-        } else {
-            out!("{}", result.line());
-        }
+        print_result(&result, scenario, output.json);
         if let Some(failure) = &result.failure {
             eprintln!("{} seed {seed:#x}: {}", scenario.name, failure.message);
             eprintln!("  replay: {}", replay_command(scenario.name, seed));
@@ -375,6 +372,37 @@ fn run(
         );
     }
     Ok(exit)
+}
+
+/// Prints a run's line (or JSON object), with the drawn parameters of a swarm run.
+fn print_result(result: &RunResult, scenario: &Scenario, json: bool) {
+    let plan = swarm::plan_of(scenario, result.seed);
+    if json {
+        let mut value = result.json();
+        if let Some((params, schedule)) = &plan {
+            value["params"] = serde_json::to_value(params).unwrap_or_default();
+            value["schedule"] = serde_json::json!({
+                "events": schedule.events.len(),
+                "census": schedule.census(),
+                "fault_phase_ms": schedule.fault_phase_ms,
+                "liveness": schedule.liveness,
+            });
+        }
+        out!("{value}");
+        return;
+    }
+    out!("{}", result.line());
+    if let Some((params, schedule)) = &plan {
+        for line in params.describe() {
+            out!("  {line}");
+        }
+        out!(
+            "  schedule:   {} events ({}); liveness budget {} ms",
+            schedule.events.len(),
+            schedule.census(),
+            schedule.liveness.budget_ms
+        );
+    }
 }
 
 fn fuzz(args: &FuzzArgs) -> Result<u8, String> {
