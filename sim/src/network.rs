@@ -442,6 +442,46 @@ mod tests {
         assert!(!net.link_up(n(5), n(0)));
     }
 
+    fn delays(net: &mut Network, count: usize) -> Vec<u64> {
+        let mut rng = SimRng::new(9, Purpose::Network);
+        (0..count)
+            .map(|_| match net.route(&mut rng, n(0), n(1), true, 10, true) {
+                Route::Deliver { delay_us, .. } => delay_us,
+                Route::Lost(_) => u64::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reordering_holds_some_messages_back_and_is_free_when_off() {
+        let profile = NetworkProfile::MIT_UNRELIABLE;
+        let plain = delays(&mut Network::new(2, profile), 2000);
+        let mut off = Network::new(2, profile);
+        off.set_reorder(Reorder::OFF);
+        assert_eq!(
+            delays(&mut off, 2000),
+            plain,
+            "an off reorder drew randomness"
+        );
+        let mut on = Network::new(2, profile);
+        on.set_reorder(Reorder {
+            per_mille: 500,
+            delay_us_max: 1_000_000,
+        });
+        let held: Vec<u64> = delays(&mut on, 2000)
+            .into_iter()
+            .filter(|&d| d != u64::MAX)
+            .collect();
+        let late = held.iter().filter(|&&d| d > 26 * US_PER_MS).count();
+        assert!(held.iter().all(|&d| d <= 26 * US_PER_MS + 1_000_000));
+        // About half of the delivered messages, each held back by U[0, 1 s]: most land late.
+        assert!(
+            late > held.len() / 4 && late < held.len() / 2 + 100,
+            "{late} of {}",
+            held.len()
+        );
+    }
+
     #[test]
     fn requests_to_disconnected_nodes_are_counted_but_lost() {
         let mut net = Network::new(2, NetworkProfile::MIT_RELIABLE);
