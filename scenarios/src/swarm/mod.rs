@@ -6,13 +6,15 @@
 //! event; the liveness phase fails the run (exit code 4) if the healed cluster does not elect a
 //! leader, commit new commands and converge within its budget.
 //!
-//! Because the schedule is data, a failing run can be replayed from a file ([`run_schedule`]),
-//! and a campaign can plant a canary in it ([`Schedule::with_canary`]).
+//! Because the schedule is data, a failing run can be shrunk ([`shrink`]), written to a file and
+//! replayed from it ([`run_schedule`]), and a campaign can plant a canary in it
+//! ([`Schedule::with_canary`]).
 
 pub mod exec;
 mod liveness;
 pub mod params;
 pub mod schedule;
+pub mod shrink;
 
 pub use params::{Mix, SwarmParams};
 pub use schedule::{Action, Schedule, Timed};
