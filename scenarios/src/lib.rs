@@ -7,3 +7,4 @@ pub mod mit;
 pub mod registry;
 pub mod seeds;
 pub mod sjtu;
+pub mod swarm;

@@ -17,6 +17,7 @@ pub fn all() -> Vec<Scenario> {
         crate::sjtu::part4::SCENARIOS,
         crate::sjtu::part5::kv::SCENARIOS,
         crate::sjtu::part5::chfs::SCENARIOS,
+        crate::swarm::SCENARIOS,
     ];
     groups
         .iter()

@@ -10,7 +10,10 @@
 use crate::checkers::{Checkers, Violation};
 use crate::clock::{NodeClock, SimTime};
 use crate::engine::{Event, EventQueue, Incarnation, RpcRequest, TaskId};
-use crate::network::{Counters, InFlight, LostReason, Network, NetworkProfile, Route, slot};
+use crate::fault::MidStepCrash;
+use crate::network::{
+    Counters, InFlight, LostReason, Network, NetworkProfile, Reorder, Route, slot,
+};
 use crate::rng::{Purpose, SimRng, derive_seed};
 use crate::run::{Failure, FailureKind, RunOptions};
 use crate::scenario::Setup;
@@ -18,7 +21,10 @@ use crate::service::{ClientId, RpcError, RpcStep, SERVER_TIMEOUT_US, UNREACHABLE
 use crate::storage::Store;
 use crate::tester::apps::{Apps, Compaction};
 use crate::trace::{EventKind, MessageKind, NodeView, Trace, TraceRecord};
-use raft::{Accepted, Config, Input, Message, Node, NodeId, Output, Rejected, Role, Term};
+use raft::{
+    Accepted, Config, DurableState, HardState, Index, Input, Log, Message, Node, NodeId, Output,
+    Rejected, Role, Term,
+};
 use std::collections::BTreeMap;
 use std::task::Waker;
 
@@ -47,6 +53,10 @@ struct NodeMeta {
     /// How many times the node was started (0 before its first start).
     starts: u32,
     clock: NodeClock,
+    /// While set and in the future: the process is paused (no ticks, no deliveries) until then.
+    paused_until: Option<SimTime>,
+    /// A crash armed for the node's next persisting step, after this many of its outputs.
+    crash_after_outputs: Option<u32>,
 }
 
 /// The random streams of a run, one per purpose.
@@ -87,6 +97,8 @@ struct Env {
     /// Client calls not yet collected by their caller.
     rpcs: BTreeMap<u64, RpcSlot>,
     next_rpc: u64,
+    /// The run's last mid-step crash, with what it cut short.
+    last_mid_step_crash: Option<MidStepCrash>,
 }
 
 /// A client request a leader proposed and has not answered yet.
@@ -125,6 +137,8 @@ impl Cluster {
                 alive: false,
                 starts: 0,
                 clock: NodeClock::draw(&mut timers, setup.tick_us, setup.tick_skew_per_mille_max),
+                paused_until: None,
+                crash_after_outputs: None,
             })
             .collect();
         let env = Env {
@@ -155,6 +169,7 @@ impl Cluster {
             pending: vec![Vec::new(); count],
             rpcs: BTreeMap::new(),
             next_rpc: 0,
+            last_mid_step_crash: None,
         };
         let mut cluster = Cluster {
             nodes: vec![None; count],
@@ -215,6 +230,24 @@ impl Cluster {
     #[must_use]
     pub fn stores(&self) -> &[Store] {
         &self.env.stores
+    }
+
+    /// The run's root seed.
+    #[must_use]
+    pub fn seed(&self) -> u64 {
+        self.env.root_seed
+    }
+
+    /// Whether `node` is paused right now (see [`Cluster::pause`]).
+    #[must_use]
+    pub fn is_paused(&self, node: NodeId) -> bool {
+        self.env.paused_until(node).is_some()
+    }
+
+    /// The run's last mid-step crash and what it cut short, if there was one.
+    #[must_use]
+    pub fn last_mid_step_crash(&self) -> Option<&MidStepCrash> {
+        self.env.last_mid_step_crash.as_ref()
     }
 
     /// The network (connectivity, profile, counters).
@@ -314,12 +347,22 @@ impl Cluster {
         if !meta.alive || meta.incarnation != incarnation {
             return; // A tick of a crashed incarnation: stale, not an event.
         }
+        if let Some(until) = self.env.paused_until(node) {
+            // A paused process misses its timers; the first one fires late, on resuming.
+            self.env.schedule(until, Event::Tick { node, incarnation });
+            return;
+        }
         let next = self.env.now.plus_us(meta.clock.tick_interval_us);
         self.env.schedule(next, Event::Tick { node, incarnation });
         self.step(node, Input::Tick, |_| EventKind::Tick);
     }
 
     fn deliver(&mut self, flight: InFlight) {
+        if let Some(until) = self.env.paused_until(flight.to) {
+            // The message waits in the paused process's socket buffer, in arrival order.
+            self.env.schedule(until, Event::Deliver(flight));
+            return;
+        }
         let InFlight {
             from,
             to,
@@ -373,13 +416,18 @@ impl Cluster {
     where
         F: FnOnce(&Result<Accepted, Rejected>) -> EventKind,
     {
-        if self.env.failure.is_some() {
+        if self.env.failure.is_some() || self.env.paused_until(id).is_some() {
             return None;
         }
         let node = self.nodes.get_mut(slot(id))?.as_mut()?;
         let event = self.env.begin_event();
         let result = node.step_into(input, &mut self.outputs);
         let count = self.outputs.len();
+        if let Some(performed) = self.env.crash_cut(id, &self.outputs) {
+            let what = describe(&result);
+            self.crash_mid_step(id, event, what, performed);
+            return Some(result);
+        }
         for output in self.outputs.drain(..) {
             if self.env.failure.is_none() {
                 self.env.perform(id, output);
@@ -421,9 +469,159 @@ impl Cluster {
 
     // ----- Crashes and restarts -----
 
+    /// Crashes `id` inside the step just taken (event `event`, described by `what`): its first
+    /// `performed` outputs are performed, the rest never happen, and the node is gone.
+    fn crash_mid_step(&mut self, id: NodeId, event: u64, what: EventKind, performed: usize) {
+        let outputs = std::mem::take(&mut self.outputs);
+        let durable_before = self.env.stores[slot(id)].durable().clone();
+        for output in outputs.iter().take(performed).cloned() {
+            if self.env.failure.is_none() {
+                self.env.perform(id, output);
+            }
+        }
+        let count = outputs.len();
+        self.env.record(event, Some(id), what, count, None);
+        self.env.compactions.clear();
+        self.env.last_mid_step_crash = Some(MidStepCrash {
+            node: id,
+            durable_before,
+            outputs,
+            performed,
+        });
+        let kind = EventKind::CrashMidStep {
+            performed: u32::try_from(performed).unwrap_or(u32::MAX),
+            outputs: u32::try_from(count).unwrap_or(u32::MAX),
+        };
+        self.crash_recorded_as(id, kind);
+    }
+
+    /// Arms a crash of `id` inside its next step that persists something, after
+    /// `after_outputs` of that step's outputs (see [`crate::CrashPoint::MidStep`]). Cleared by
+    /// any crash. False if the node is down.
+    pub(crate) fn arm_crash(&mut self, id: NodeId, after_outputs: u32) -> bool {
+        match self.env.meta.get_mut(slot(id)) {
+            Some(meta) if meta.alive => {
+                meta.crash_after_outputs = Some(after_outputs);
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    /// Disarms a crash armed with [`Cluster::arm_crash`].
+    pub(crate) fn disarm_crash(&mut self, id: NodeId) {
+        if let Some(meta) = self.env.meta.get_mut(slot(id)) {
+            meta.crash_after_outputs = None;
+        }
+    }
+
+    /// Pauses `id`'s process until `until`: it misses its ticks and its messages wait for it
+    /// (a stop-the-world pause, a swapped-out VM). False if the node is down.
+    pub(crate) fn pause(&mut self, id: NodeId, until: SimTime) -> bool {
+        let now = self.env.now;
+        let Some(meta) = self.env.meta.get_mut(slot(id)).filter(|m| m.alive) else {
+            return false;
+        };
+        if until <= now {
+            return false;
+        }
+        meta.paused_until = Some(until);
+        let event = self.env.begin_event();
+        let kind = EventKind::Pause {
+            until_us: until.as_us(),
+        };
+        self.env.record(event, Some(id), kind, 0, None);
+        true
+    }
+
+    /// Ends a pause early. The node's next tick and the messages that waited still come at the
+    /// time the pause was to end (its timers were not reset by the early resume).
+    pub(crate) fn resume(&mut self, id: NodeId) {
+        if let Some(meta) = self.env.meta.get_mut(slot(id))
+            && meta.paused_until.take().is_some()
+        {
+            let event = self.env.begin_event();
+            self.env.record(event, Some(id), EventKind::Resume, 0, None);
+        }
+    }
+
+    /// Skews `id`'s clock: from its next tick on, it ticks every `tick_us * (1000 + per_mille)
+    /// / 1000` (per mille clamped to ±500).
+    pub(crate) fn set_tick_skew(&mut self, id: NodeId, per_mille: i32) {
+        let tick_us = self.env.setup.tick_us;
+        let factor = u64::try_from(1000 + per_mille.clamp(-500, 500)).unwrap_or(1000);
+        let Some(meta) = self.env.meta.get_mut(slot(id)) else {
+            return;
+        };
+        meta.clock.tick_interval_us = (tick_us.saturating_mul(factor) / 1000).max(1);
+        let kind = EventKind::Skew {
+            tick_interval_us: meta.clock.tick_interval_us,
+        };
+        let event = self.env.begin_event();
+        self.env.record(event, Some(id), kind, 0, None);
+    }
+
+    /// The canary: corrupts `id`'s durable log (the term of its last committed entry and of
+    /// every entry after it goes up by one, as a bit flip on disk would do it), then restarts
+    /// the node from it. The checkers must report this run as a safety violation; a campaign
+    /// whose canary passes cannot find bugs. Returns the corrupted index, or why nothing could
+    /// be corrupted (the node is down or paused, or has no committed entry above its snapshot).
+    pub(crate) fn canary_corrupt(&mut self, id: NodeId) -> Result<Index, String> {
+        let i = slot(id);
+        let Some(node) = self.nodes.get(i).and_then(Option::as_ref) else {
+            return Err(format!("{id} is down"));
+        };
+        if self.env.paused_until(id).is_some() {
+            return Err(format!("{id} is paused"));
+        }
+        let index = node.commit_index();
+        let durable = self.env.stores[i].durable();
+        let log = &durable.log;
+        if index <= log.snapshot_index() || index > log.last_index() {
+            return Err(format!(
+                "{id} has no committed entry above its snapshot in its durable log"
+            ));
+        }
+        let entries = log
+            .entries()
+            .iter()
+            .cloned()
+            .map(|mut entry| {
+                if entry.index >= index {
+                    entry.term = entry.term.next();
+                }
+                entry
+            })
+            .collect();
+        let corrupted = Log::from_parts(log.snapshot().cloned(), entries)
+            .map_err(|error| format!("the corrupted log does not fit together: {error}"))?;
+        let term = durable.hard_state.term.max(corrupted.last_term());
+        let hard_state = HardState {
+            term,
+            voted_for: durable
+                .hard_state
+                .voted_for
+                .filter(|_| term == durable.hard_state.term),
+        };
+        self.env.stores[i].overwrite(DurableState {
+            hard_state,
+            log: corrupted,
+        });
+        let event = self.env.begin_event();
+        let kind = EventKind::Corrupt { index: index.0 };
+        self.env.record(event, Some(id), kind, 0, None);
+        self.restart(id);
+        Ok(index)
+    }
+
     /// Kills `node`'s current incarnation: its volatile state is gone, its store stays, and
     /// messages to or from it still in flight will be lost. False if it was already down.
     pub(crate) fn crash(&mut self, id: NodeId) -> bool {
+        self.crash_recorded_as(id, EventKind::Crash)
+    }
+
+    /// [`Cluster::crash`], recorded in the trace as `kind`.
+    fn crash_recorded_as(&mut self, id: NodeId, kind: EventKind) -> bool {
         let i = slot(id);
         let Some(node) = self.nodes.get_mut(i) else {
             return false;
@@ -435,11 +633,13 @@ impl Cluster {
         if let Some(meta) = self.env.meta.get_mut(i) {
             meta.alive = false;
             meta.incarnation.0 += 1;
+            meta.paused_until = None;
+            meta.crash_after_outputs = None;
         }
         if let Some(checkers) = &mut self.env.checkers {
             checkers.on_crash(id);
         }
-        self.env.record(event, Some(id), EventKind::Crash, 0, None);
+        self.env.record(event, Some(id), kind, 0, None);
         // Calls the dead incarnation was handling fail (labrpc: the server was deleted).
         self.env
             .answer_pending(id, |_| true, |_| Err(RpcError::Unreachable));
@@ -539,6 +739,17 @@ impl Cluster {
         let event = self.env.begin_event();
         self.env.network.heal_links();
         self.env.record(event, None, EventKind::HealLinks, 0, None);
+    }
+
+    /// Sets the network's extra reordering ([`Reorder`]).
+    pub(crate) fn set_reorder(&mut self, reorder: Reorder) {
+        let event = self.env.begin_event();
+        self.env.network.set_reorder(reorder);
+        let kind = EventKind::Reorder {
+            per_mille: reorder.per_mille,
+            delay_us_max: reorder.delay_us_max,
+        };
+        self.env.record(event, None, kind, 0, None);
     }
 
     /// Changes the network's fault profile and long-reordering flag.
@@ -940,6 +1151,26 @@ impl Env {
         config.election_ticks = self.setup.election_ticks;
         config.heartbeat_ticks = self.setup.heartbeat_ticks;
         config
+    }
+
+    /// When `node`'s pause ends, if it is paused now.
+    fn paused_until(&self, node: NodeId) -> Option<SimTime> {
+        let until = self.meta.get(slot(node))?.paused_until?;
+        (self.now < until).then_some(until)
+    }
+
+    /// How many of `outputs` (the step `id` just took) to perform before an armed crash: `None`
+    /// when no crash is armed or the step persists nothing.
+    fn crash_cut(&self, id: NodeId, outputs: &[Output]) -> Option<usize> {
+        let after = self.meta.get(slot(id))?.crash_after_outputs?;
+        if !outputs.iter().any(|o| matches!(o, Output::Persist(_))) {
+            return None;
+        }
+        Some(
+            usize::try_from(after)
+                .unwrap_or(usize::MAX)
+                .min(outputs.len()),
+        )
     }
 
     fn is_current(&self, node: NodeId, incarnation: Incarnation) -> bool {

@@ -46,6 +46,26 @@ impl LinkFaults {
     };
 }
 
+/// Extra delays that reorder messages beyond a profile's own spread: each message, with chance
+/// `per_mille`, is held back by a further `U[0, delay_us_max]`. Off by default; the swarm
+/// scenarios turn it on. A disabled reorder draws no randomness, so runs without it are
+/// unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reorder {
+    /// Chance that a message (or a duplicate copy) is held back, per mille.
+    pub per_mille: u32,
+    /// The longest extra delay, in microseconds.
+    pub delay_us_max: u64,
+}
+
+impl Reorder {
+    /// No extra reordering.
+    pub const OFF: Reorder = Reorder {
+        per_mille: 0,
+        delay_us_max: 0,
+    };
+}
+
 /// A named fault profile for the whole network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetworkProfile {
@@ -180,6 +200,7 @@ pub struct Network {
     cut: Vec<bool>,
     profile: NetworkProfile,
     long_reordering: bool,
+    reorder: Reorder,
     counters: Counters,
 }
 
@@ -193,6 +214,7 @@ impl Network {
             cut: vec![false; nodes * nodes],
             profile,
             long_reordering: false,
+            reorder: Reorder::OFF,
             counters: Counters {
                 delivered_requests: vec![0; nodes],
                 attempted_requests: vec![0; nodes],
@@ -221,6 +243,17 @@ impl Network {
     /// Turns labrpc's long reordering of replies on or off.
     pub fn set_long_reordering(&mut self, on: bool) {
         self.long_reordering = on;
+    }
+
+    /// The extra reordering in force.
+    #[must_use]
+    pub fn reorder(&self) -> Reorder {
+        self.reorder
+    }
+
+    /// Sets the extra reordering (in-flight messages keep their delays).
+    pub fn set_reorder(&mut self, reorder: Reorder) {
+        self.reorder = reorder;
     }
 
     /// Whether `node` is connected (MIT) / reachable (SJTU).
@@ -339,7 +372,11 @@ impl Network {
             let extra_ms = rng.below(1 + spread_ms);
             return (200 + extra_ms) * US_PER_MS;
         }
-        rng.between(faults.delay_us_min, faults.delay_us_max)
+        let delay_us = rng.between(faults.delay_us_min, faults.delay_us_max);
+        if rng.chance_per_mille(self.reorder.per_mille) {
+            return delay_us.saturating_add(rng.between(0, self.reorder.delay_us_max));
+        }
+        delay_us
     }
 
     /// Counts one delivered copy (MIT counts delivered requests per receiver and reply bytes
@@ -403,6 +440,46 @@ mod tests {
         net.heal_links();
         assert!(net.link_up(n(0), n(1)));
         assert!(!net.link_up(n(5), n(0)));
+    }
+
+    fn delays(net: &mut Network, count: usize) -> Vec<u64> {
+        let mut rng = SimRng::new(9, Purpose::Network);
+        (0..count)
+            .map(|_| match net.route(&mut rng, n(0), n(1), true, 10, true) {
+                Route::Deliver { delay_us, .. } => delay_us,
+                Route::Lost(_) => u64::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reordering_holds_some_messages_back_and_is_free_when_off() {
+        let profile = NetworkProfile::MIT_UNRELIABLE;
+        let plain = delays(&mut Network::new(2, profile), 2000);
+        let mut off = Network::new(2, profile);
+        off.set_reorder(Reorder::OFF);
+        assert_eq!(
+            delays(&mut off, 2000),
+            plain,
+            "an off reorder drew randomness"
+        );
+        let mut on = Network::new(2, profile);
+        on.set_reorder(Reorder {
+            per_mille: 500,
+            delay_us_max: 1_000_000,
+        });
+        let held: Vec<u64> = delays(&mut on, 2000)
+            .into_iter()
+            .filter(|&d| d != u64::MAX)
+            .collect();
+        let late = held.iter().filter(|&&d| d > 26 * US_PER_MS).count();
+        assert!(held.iter().all(|&d| d <= 26 * US_PER_MS + 1_000_000));
+        // About half of the delivered messages, each held back by U[0, 1 s]: most land late.
+        assert!(
+            late > held.len() / 4 && late < held.len() / 2 + 100,
+            "{late} of {}",
+            held.len()
+        );
     }
 
     #[test]

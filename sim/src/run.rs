@@ -2,7 +2,7 @@
 //! queue in one deterministic loop, and report what happened.
 
 use crate::cluster::{Cluster, Next};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioFuture};
 use crate::tester::Tester;
 use crate::tester::exec::Executor;
 use crate::trace::TraceRecord;
@@ -132,7 +132,21 @@ impl RunReport {
 /// the same report (and trace hash) in any build and any process.
 #[must_use]
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunReport {
-    match std::panic::catch_unwind(|| run_unguarded(scenario, seed, options)) {
+    run_with(scenario, seed, options, scenario.run)
+}
+
+/// [`run`] with another body than the scenario's own, on the scenario's setup: for bodies built
+/// from data, such as a fault schedule read from a file (`sim replay --schedule`). The report
+/// carries the scenario's name.
+#[must_use]
+pub fn run_with(
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+    body: impl FnOnce(Tester) -> ScenarioFuture,
+) -> RunReport {
+    let guarded = std::panic::AssertUnwindSafe(|| run_unguarded(scenario, seed, options, body));
+    match std::panic::catch_unwind(guarded) {
         Ok(report) => report,
         Err(panic) => {
             let message = panic
@@ -162,11 +176,16 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunReport {
 
 /// [`run`] without catching panics (a panic in the core or the simulator is a failure of the
 /// run, reported with the seed, not a crash of the campaign).
-fn run_unguarded(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunReport {
+fn run_unguarded(
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+    body: impl FnOnce(Tester) -> ScenarioFuture,
+) -> RunReport {
     let cluster = Cluster::new(&scenario.setup, seed, options);
     let executor = Executor::new();
     let tester = Tester::new(cluster, executor.clone());
-    let body = (scenario.run)(tester.clone());
+    let body = body(tester.clone());
     let main = tester.spawn_main(body);
     loop {
         executor.poll_ready();

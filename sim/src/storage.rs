@@ -29,6 +29,13 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces everything stored with `durable`, as corrupt storage would (the canary's hook;
+    /// counted as one write).
+    pub fn overwrite(&mut self, durable: DurableState) {
+        self.durable = durable;
+        self.writes += 1;
+    }
+
     /// Everything persisted so far: what a restart resumes from.
     #[must_use]
     pub fn durable(&self) -> &DurableState {

@@ -137,6 +137,37 @@ pub enum EventKind {
         /// The task.
         task: u64,
     },
+    /// The node crashed inside its step, after `performed` of its `outputs` outputs.
+    CrashMidStep {
+        /// Outputs performed before the crash.
+        performed: u32,
+        /// Outputs the step produced.
+        outputs: u32,
+    },
+    /// The node's process was paused until `until_us`.
+    Pause {
+        /// When the pause ends, in virtual microseconds.
+        until_us: u64,
+    },
+    /// A pause was ended early.
+    Resume,
+    /// The node's clock was skewed: it now ticks every `tick_interval_us`.
+    Skew {
+        /// The new tick interval.
+        tick_interval_us: u64,
+    },
+    /// The network's extra reordering changed.
+    Reorder {
+        /// Chance of holding a message back, per mille.
+        per_mille: u32,
+        /// The longest extra delay.
+        delay_us_max: u64,
+    },
+    /// The canary corrupted the node's durable log from `index` on.
+    Corrupt {
+        /// The first corrupted index.
+        index: u64,
+    },
 }
 
 /// A node's state after an event.
@@ -240,6 +271,22 @@ fn write_kind(f: &mut fmt::Formatter<'_>, kind: &EventKind) -> fmt::Result {
         ),
         EventKind::Rpc { client, rpc, step } => write!(f, " rpc {rpc} of c{client}: {step:?}"),
         EventKind::Wake { task } => write!(f, " wake task {task}"),
+        EventKind::CrashMidStep { performed, outputs } => {
+            write!(
+                f,
+                " CRASH inside the step after {performed} of {outputs} outputs"
+            )
+        }
+        EventKind::Pause { until_us } => write!(f, " pause until {}us", until_us),
+        EventKind::Resume => write!(f, " resume"),
+        EventKind::Skew { tick_interval_us } => {
+            write!(f, " clock ticks every {tick_interval_us}us")
+        }
+        EventKind::Reorder {
+            per_mille,
+            delay_us_max,
+        } => write!(f, " reorder {per_mille}‰ by up to {delay_us_max}us"),
+        EventKind::Corrupt { index } => write!(f, " CANARY corrupts the durable log from i{index}"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `sim`: list, run, replay and fuzz the scenarios; benchmark the simulator.
+//! `sim`: list, run, replay, fuzz and shrink the scenarios; benchmark the simulator.
 //!
 //! Exit codes: 0 pass, 1 a scenario check failed, 2 bad usage or input, 3 a safety invariant was
 //! violated, 4 no progress within the budget (liveness).
@@ -6,9 +6,13 @@
 use clap::{Args, Parser, Subcommand};
 use scenarios::cli::args::{Shard, close_names, parse_duration, parse_shard};
 use scenarios::cli::fuzz::{Budget, Campaign, Summary, run_campaign};
+use scenarios::cli::junit::junit_xml;
 use scenarios::cli::report::{Failure, RunResult, replay_command};
 use scenarios::registry;
 use scenarios::seeds::parse_seed;
+use scenarios::swarm;
+use scenarios::swarm::Schedule;
+use scenarios::swarm::shrink::{Budget as ShrinkBudget, Progress, ScheduleFile, shrink};
 use sim::{RunOptions, RunReport, Scenario};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -57,16 +61,46 @@ enum Command {
         /// Run each scenario twice and fail if the trace hashes differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Plant the canary (swarm scenarios only): a corrupted durable log that must be caught.
+        #[arg(long)]
+        canary: bool,
     },
-    /// Replay one scenario on one seed exactly (the command every failure prints).
+    /// Replay one scenario on one seed exactly (the command every failure prints), or a swarm
+    /// scenario on a schedule file written by `sim shrink`.
     Replay {
         /// The scenario's name.
         scenario: String,
-        /// The root seed (decimal or 0x hex).
+        /// The root seed (decimal or 0x hex); with --schedule, defaults to the file's seed.
         #[arg(value_parser = parse_seed)]
-        seed: u64,
+        seed: Option<u64>,
+        /// Run this schedule (JSON, from `sim shrink --out`) instead of the seed's own.
+        #[arg(long, value_name = "FILE")]
+        schedule: Option<std::path::PathBuf>,
+        /// Plant the canary (swarm scenarios only).
+        #[arg(long, conflicts_with = "schedule")]
+        canary: bool,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Shrink a failing swarm run to a small schedule that fails the same way, and write it.
+    Shrink {
+        /// A swarm scenario's name.
+        scenario: String,
+        /// The failing seed (decimal or 0x hex).
+        #[arg(value_parser = parse_seed)]
+        seed: u64,
+        /// Where to write the schedule (default: shrunk-<scenario>-<seed>.json).
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// Shrink the run with the canary planted (to see how small a reproduction gets).
+        #[arg(long)]
+        canary: bool,
+        /// The most runs to spend.
+        #[arg(long, default_value_t = 5000)]
+        max_runs: u64,
+        /// Stop shrinking after this long (e.g. 60s, 5m).
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        time: Duration,
     },
     /// Run scenarios on many fresh seeds, in parallel, and report every failure.
     Fuzz(FuzzArgs),
@@ -120,6 +154,13 @@ struct FuzzArgs {
     /// A final JSON summary instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write the summary as JUnit XML to FILE (one testcase per scenario).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<std::path::PathBuf>,
+    /// Plant the canary in every run (swarm scenarios only; default: every swarm scenario):
+    /// a corrupted durable log the checkers must catch. Exits 0 only if every run caught it.
+    #[arg(long)]
+    canary: bool,
 }
 
 fn main() -> ExitCode {
@@ -134,12 +175,27 @@ fn main() -> ExitCode {
             seed,
             output,
             check_determinism,
-        } => run(&scenario, seed, &output, check_determinism),
+            canary,
+        } => run(&scenario, seed, &output, check_determinism, canary),
         Command::Replay {
             scenario,
             seed,
+            schedule,
+            canary,
             output,
-        } => run(&scenario, seed, &output, false),
+        } => match (schedule, seed) {
+            (Some(path), seed) => replay_schedule(&scenario, seed, &path, &output),
+            (None, Some(seed)) => run(&scenario, seed, &output, false, canary),
+            (None, None) => Err("replay needs a seed or --schedule FILE".into()),
+        },
+        Command::Shrink {
+            scenario,
+            seed,
+            out,
+            canary,
+            max_runs,
+            time,
+        } => shrink_command(&scenario, seed, out, canary, max_runs, time),
         Command::Fuzz(args) => fuzz(&args),
         Command::Bench { time } => bench(time),
     };
@@ -227,7 +283,7 @@ fn measure_table(seeds: u64) -> Result<u8, String> {
         let mut virtual_us = Vec::new();
         let mut wall_us = Vec::new();
         for seed in 1..=seeds {
-            let (_, result) = run_one(&scenario, seed, false);
+            let (_, result) = run_one(&scenario, seed, false, None);
             if let Some(failure) = &result.failure {
                 failed += 1;
                 eprintln!(
@@ -260,14 +316,23 @@ fn measure_table(seeds: u64) -> Result<u8, String> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-/// Runs one scenario on one seed and measures its wall time.
-fn run_one(scenario: &Scenario, seed: u64, record_trace: bool) -> (RunReport, RunResult) {
+/// Runs one scenario on one seed (on `schedule` instead of its own, for a swarm scenario) and
+/// measures its wall time.
+fn run_one(
+    scenario: &Scenario,
+    seed: u64,
+    record_trace: bool,
+    schedule: Option<&Schedule>,
+) -> (RunReport, RunResult) {
     let options = RunOptions {
         record_trace,
         ..RunOptions::default()
     };
     let start = Instant::now();
-    let report = sim::run(scenario, seed, &options);
+    let report = match schedule {
+        Some(schedule) => swarm::run_schedule(scenario, seed, schedule, &options),
+        None => sim::run(scenario, seed, &options),
+    };
     let wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     let result = RunResult {
         scenario: scenario.name,
@@ -284,11 +349,25 @@ fn run_one(scenario: &Scenario, seed: u64, record_trace: bool) -> (RunReport, Ru
     (report, result)
 }
 
+/// The canary's schedule for `scenario` under `seed`: the seed's own, with the corruption
+/// planted halfway on a node chosen by the seed.
+fn canary_schedule(scenario: &Scenario, seed: u64) -> Result<Schedule, String> {
+    let (_, schedule) = swarm::plan_of(scenario, seed).ok_or_else(|| {
+        format!(
+            "--canary needs swarm scenarios; {} is not one",
+            scenario.name
+        )
+    })?;
+    let node = u32::try_from(seed % u64::from(schedule.nodes.max(1))).unwrap_or(0);
+    Ok(schedule.with_canary(node))
+}
+
 fn run(
     pattern: &str,
     seed: u64,
     output: &OutputArgs,
     check_determinism: bool,
+    canary: bool,
 ) -> Result<u8, String> {
     let scenarios = select(&[pattern.to_string()])?;
     let record = output.trace || output.trace_json.is_some();
@@ -299,44 +378,16 @@ fn run(
     let mut total_wall_us = 0;
     let mut total_events = 0;
     for scenario in &scenarios {
-        let (report, result) = run_one(scenario, seed, record);
+        let schedule = if canary {
+            Some(canary_schedule(scenario, seed)?)
+        } else {
+            None
+        };
+        let (report, result) = run_one(scenario, seed, record, schedule.as_ref());
+        write_outputs(scenario, &report, output)?;
         total_wall_us += result.wall_us;
         total_events += result.events;
-        if let Some(records) = &report.trace {
-            if output.trace {
-                let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::new(stdout.lock());
-                for record in records {
-                    let _ = writeln!(out, "{record}");
-                }
-            }
-            if let Some(path) = &output.trace_json {
-                let mut text = String::new();
-                for record in records {
-                    text.push_str(&record.to_json_line());
-                    text.push('\n');
-                }
-                std::fs::write(path, text)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            }
-        }
-        if let Some(path) = &output.history {
-            match &report.history {
-                Some(history) => std::fs::write(path, history)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-                None => {
-                    return Err(format!(
-                        "{} records no client history (only the key/value scenarios do)",
-                        scenario.name
-                    ));
-                }
-            }
-        }
-        if output.json {
-            out!("{}", result.json());
-        } else {
-            out!("{}", result.line());
-        }
+        print_result(&result, scenario, output.json);
         if let Some(failure) = &result.failure {
             eprintln!("{} seed {seed:#x}: {}", scenario.name, failure.message);
             eprintln!("  replay: {}", replay_command(scenario.name, seed));
@@ -345,7 +396,7 @@ fn run(
             }
         }
         if check_determinism {
-            let (_, again) = run_one(scenario, seed, false);
+            let (_, again) = run_one(scenario, seed, false, schedule.as_ref());
             if again.trace_hash != result.trace_hash {
                 eprintln!(
                     "{} seed {seed:#x}: NOT deterministic: trace {:016x} then {:016x}\n  replay: {}",
@@ -377,8 +428,51 @@ fn run(
     Ok(exit)
 }
 
+/// Prints a run's line (or JSON object), with the drawn parameters of a swarm run.
+fn print_result(result: &RunResult, scenario: &Scenario, json: bool) {
+    let plan = swarm::plan_of(scenario, result.seed);
+    if json {
+        let mut value = result.json();
+        if let Some((params, schedule)) = &plan {
+            value["params"] = serde_json::to_value(params).unwrap_or_default();
+            value["schedule"] = serde_json::json!({
+                "events": schedule.events.len(),
+                "census": schedule.census(),
+                "fault_phase_ms": schedule.fault_phase_ms,
+                "liveness": schedule.liveness,
+            });
+        }
+        out!("{value}");
+        return;
+    }
+    out!("{}", result.line());
+    if let Some((params, schedule)) = &plan {
+        for line in params.describe() {
+            out!("  {line}");
+        }
+        out!(
+            "  schedule:   {} events ({}); liveness budget {} ms",
+            schedule.events.len(),
+            schedule.census(),
+            schedule.liveness.budget_ms
+        );
+    }
+}
+
 fn fuzz(args: &FuzzArgs) -> Result<u8, String> {
-    let scenarios = select(&args.scenarios)?;
+    let scenarios = if args.canary && args.scenarios.is_empty() {
+        select(&["swarm".to_string()])?
+    } else {
+        select(&args.scenarios)?
+    };
+    if args.canary
+        && let Some(other) = scenarios.iter().find(|s| swarm::mix_of(s).is_none())
+    {
+        return Err(format!(
+            "--canary needs swarm scenarios; {} is not one",
+            other.name
+        ));
+    }
     let budget = match (args.seeds, args.time) {
         (Some(seeds), _) => Budget::SeedsPerScenario(seeds),
         (None, Some(time)) => Budget::Time(time),
@@ -404,11 +498,18 @@ fn fuzz(args: &FuzzArgs) -> Result<u8, String> {
             args.shard.count
         );
     }
+    let canary = args.canary;
     let by_name = |name: &'static str, seed: u64| -> RunResult {
         match scenarios.iter().find(|s| s.name == name) {
-            Some(scenario) => run_one(scenario, seed, false).1,
-            None => unreachable_result(name, seed),
+            Some(scenario) if canary => canary_result(scenario, seed),
+            Some(scenario) => run_one(scenario, seed, false, None).1,
+            None => failed_result(name, seed, format!("no scenario named {name}")),
         }
+    };
+    let replay = if canary {
+        canary_replay_command
+    } else {
+        replay_command
     };
     let campaign = Campaign {
         scenarios: scenarios.iter().map(|s| s.name).collect(),
@@ -419,12 +520,33 @@ fn fuzz(args: &FuzzArgs) -> Result<u8, String> {
         seed_base,
         progress: !args.json && std::io::stderr().is_terminal(),
         run: &by_name,
+        replay,
     };
     let summary = run_campaign(&campaign);
+    if let Some(path) = &args.junit {
+        let suite = if canary {
+            "sim fuzz --canary"
+        } else {
+            "sim fuzz"
+        };
+        std::fs::write(path, junit_xml(&summary, suite, replay))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     if args.json {
-        out!("{}", summary_json(&summary));
+        out!("{}", summary_json(&summary, replay));
     } else {
-        print_summary(&summary);
+        print_summary(&summary, replay);
+    }
+    if canary {
+        if !args.json {
+            out!(
+                "canary: {} of {} runs caught the corrupted log",
+                summary.runs - summary.failures.len() as u64,
+                summary.runs
+            );
+        }
+        // Exit 0 only if the canary ran and every run caught it.
+        return Ok(u8::from(summary.runs == 0 || !summary.failures.is_empty()));
     }
     Ok(summary.failures.first().map_or(0, |f| {
         f.result.failure.as_ref().map_or(1, |x| exit_code(x.kind))
@@ -435,15 +557,15 @@ fn exit_code(kind: sim::FailureKind) -> u8 {
     u8::try_from(kind.exit_code()).unwrap_or(1)
 }
 
-/// A run of a scenario the campaign was not given: cannot happen (the campaign only names
-/// scenarios it was given), reported as a check failure rather than a panic.
-fn unreachable_result(name: &'static str, seed: u64) -> RunResult {
+/// A run that could not happen (a scenario the campaign was not given, a canary that cannot be
+/// planted), reported as a check failure rather than a panic.
+fn failed_result(name: &'static str, seed: u64, message: String) -> RunResult {
     RunResult {
         scenario: name,
         seed,
         failure: Some(Failure {
             kind: sim::FailureKind::Check,
-            message: format!("no scenario named {name}"),
+            message,
         }),
         trace_hash: 0,
         events: 0,
@@ -452,7 +574,7 @@ fn unreachable_result(name: &'static str, seed: u64) -> RunResult {
     }
 }
 
-fn print_summary(summary: &Summary) {
+fn print_summary(summary: &Summary, replay: fn(&str, u64) -> String) {
     out!(
         "{} runs, {} failures in {:.1} s: {} events ({} events/s), virtual/real time {:.0}x",
         summary.runs,
@@ -470,24 +592,35 @@ fn print_summary(summary: &Summary) {
             result.scenario,
             result.seed,
             found.after.as_secs_f64(),
-            replay_command(result.scenario, result.seed)
+            replay(result.scenario, result.seed)
         );
+        if result.scenario.starts_with("swarm/") {
+            out!(
+                "  shrink: cargo run --release --bin sim -- shrink {} {:#x}",
+                result.scenario,
+                result.seed
+            );
+        }
     }
 }
 
-fn summary_json(summary: &Summary) -> serde_json::Value {
+fn summary_json(summary: &Summary, replay: fn(&str, u64) -> String) -> serde_json::Value {
     let failures: Vec<serde_json::Value> = summary
         .failures
         .iter()
         .map(|found| {
             let result = &found.result;
             let failure = result.failure.as_ref();
+            let params = registry::find(result.scenario)
+                .and_then(|scenario| swarm::plan_of(&scenario, result.seed))
+                .map(|(params, _)| params);
             serde_json::json!({
                 "scenario": result.scenario,
                 "seed": result.seed,
+                "params": params,
                 "kind": failure.map(|f| f.kind.name()),
                 "message": failure.map(|f| f.message.clone()),
-                "replay": replay_command(result.scenario, result.seed),
+                "replay": replay(result.scenario, result.seed),
                 "found_after_ms": u64::try_from(found.after.as_millis()).unwrap_or(u64::MAX),
             })
         })
@@ -499,6 +632,211 @@ fn summary_json(summary: &Summary) -> serde_json::Value {
         "wall_ms": u64::try_from(summary.wall.as_millis()).unwrap_or(u64::MAX),
         "events_per_sec": summary.events_per_sec(),
     })
+}
+
+/// Writes what `--trace`, `--trace-json` and `--history` ask for from one run.
+fn write_outputs(
+    scenario: &Scenario,
+    report: &RunReport,
+    output: &OutputArgs,
+) -> Result<(), String> {
+    if let Some(records) = &report.trace {
+        if output.trace {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for record in records {
+                let _ = writeln!(out, "{record}");
+            }
+        }
+        if let Some(path) = &output.trace_json {
+            let mut text = String::new();
+            for record in records {
+                text.push_str(&record.to_json_line());
+                text.push('\n');
+            }
+            std::fs::write(path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    if let Some(path) = &output.history {
+        match &report.history {
+            Some(history) => std::fs::write(path, history)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+            None => {
+                return Err(format!(
+                    "{} records no client history (only the key/value scenarios do)",
+                    scenario.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sim replay <scenario> --schedule FILE`: runs a swarm scenario on a schedule read from a file.
+fn replay_schedule(
+    pattern: &str,
+    seed: Option<u64>,
+    path: &std::path::Path,
+    output: &OutputArgs,
+) -> Result<u8, String> {
+    let scenario = registry::find(pattern).ok_or_else(|| {
+        let close = close_names(pattern, registry::all().iter().map(|s| s.name));
+        format!(
+            "unknown scenario `{pattern}`; did you mean: {}",
+            close.join(", ")
+        )
+    })?;
+    if swarm::mix_of(&scenario).is_none() {
+        return Err(format!(
+            "{} is not a swarm scenario: it has no schedule",
+            scenario.name
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file = ScheduleFile::parse(&text)
+        .map_err(|e| format!("{} is not a schedule file: {e}", path.display()))?;
+    if file.scenario != scenario.name {
+        eprintln!(
+            "note: {} was written for {}; replaying it on {}",
+            path.display(),
+            file.scenario,
+            scenario.name
+        );
+    }
+    file.schedule
+        .validate(scenario.setup.nodes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let seed = seed.unwrap_or(file.seed);
+    let record = output.trace || output.trace_json.is_some();
+    let (report, result) = run_one(&scenario, seed, record, Some(&file.schedule));
+    write_outputs(&scenario, &report, output)?;
+    if output.json {
+        out!("{}", result.json());
+    } else {
+        out!("{}", result.line());
+        out!(
+            "  schedule:   {} events ({}) from {}",
+            file.schedule.events.len(),
+            file.schedule.census(),
+            path.display()
+        );
+    }
+    Ok(result
+        .failure
+        .as_ref()
+        .map_or(0, |failure| exit_code(failure.kind)))
+}
+
+/// `sim shrink <scenario> <seed>`: shrinks a failing swarm run and writes the schedule.
+fn shrink_command(
+    pattern: &str,
+    seed: u64,
+    out: Option<std::path::PathBuf>,
+    canary: bool,
+    max_runs: u64,
+    time: Duration,
+) -> Result<u8, String> {
+    let scenario = registry::find(pattern)
+        .ok_or_else(|| format!("unknown scenario `{pattern}` (shrink needs a swarm scenario)"))?;
+    let schedule = if canary {
+        canary_schedule(&scenario, seed)?
+    } else {
+        swarm::plan_of(&scenario, seed)
+            .map(|(_, schedule)| schedule)
+            .ok_or_else(|| {
+                format!(
+                    "{} is not a swarm scenario: it has no schedule",
+                    scenario.name
+                )
+            })?
+    };
+    let start = Instant::now();
+    let mut stop = || start.elapsed() >= time;
+    let progress_bar = std::io::stderr().is_terminal();
+    let mut progress = |p: Progress| {
+        if progress_bar {
+            eprint!("\r  {} runs, {} events left   ", p.runs, p.events);
+        }
+    };
+    eprintln!(
+        "shrinking {} seed {seed:#x}{}: {} events",
+        scenario.name,
+        if canary { " (canary)" } else { "" },
+        schedule.events.len()
+    );
+    let budget = ShrinkBudget {
+        runs_max: max_runs,
+        stop: &mut stop,
+        progress: &mut progress,
+    };
+    let shrunk = shrink(&scenario, seed, schedule, budget)
+        .map_err(|e| format!("{} seed {seed:#x}: {e}", scenario.name))?;
+    if progress_bar {
+        eprintln!();
+    }
+    let path = out.unwrap_or_else(|| {
+        let name = scenario.name.replace('/', "-");
+        std::path::PathBuf::from(format!("shrunk-{name}-{seed:#x}.json"))
+    });
+    let signature = swarm::shrink::Signature::of(&shrunk.failure);
+    let file = ScheduleFile {
+        scenario: scenario.name.to_string(),
+        seed,
+        signature: Some(signature.clone()),
+        events_before: Some(shrunk.events_before),
+        schedule: shrunk.schedule,
+    };
+    std::fs::write(&path, file.to_text())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    out!(
+        "shrunk {} seed {seed:#x} from {} to {} events in {} runs ({:.1} s), still failing as {signature}",
+        scenario.name,
+        shrunk.events_before,
+        shrunk.events_after,
+        shrunk.runs,
+        start.elapsed().as_secs_f64()
+    );
+    out!("  left: {}", file.schedule.census());
+    out!("  failure: {}", shrunk.failure);
+    out!("  wrote {}", path.display());
+    out!(
+        "  replay: cargo run --release --bin sim -- replay {} --schedule {} --trace",
+        scenario.name,
+        path.display()
+    );
+    Ok(0)
+}
+
+/// The replay command of a canary run.
+fn canary_replay_command(scenario: &str, seed: u64) -> String {
+    format!("{} --canary", replay_command(scenario, seed))
+}
+
+/// A canary run, judged: the run "fails" (for the campaign) only if the canary was not caught
+/// as a safety violation.
+fn canary_result(scenario: &Scenario, seed: u64) -> RunResult {
+    let schedule = match canary_schedule(scenario, seed) {
+        Ok(schedule) => schedule,
+        Err(message) => return failed_result(scenario.name, seed, message),
+    };
+    let (_, mut result) = run_one(scenario, seed, false, Some(&schedule));
+    result.failure = match result.failure.take() {
+        Some(failure) if failure.kind == sim::FailureKind::Safety => None,
+        Some(failure) => Some(Failure {
+            kind: sim::FailureKind::Check,
+            message: format!(
+                "canary caught as {}, not as a safety violation: {}",
+                failure.kind, failure.message
+            ),
+        }),
+        None => Some(Failure {
+            kind: sim::FailureKind::Check,
+            message: "canary NOT caught: the run with a corrupted log passed".to_string(),
+        }),
+    };
+    result
 }
 
 fn bench(time: Duration) -> Result<u8, String> {

@@ -8,6 +8,7 @@
 use super::args::Shard;
 use super::report::{Failure, RunResult};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,6 +40,8 @@ pub struct Campaign<'a> {
     pub progress: bool,
     /// Runs one scenario on one seed.
     pub run: &'a (dyn Fn(&'static str, u64) -> RunResult + Sync),
+    /// The command that replays a failed run (scenario, seed).
+    pub replay: fn(&str, u64) -> String,
 }
 
 /// A failure and when the campaign found it.
@@ -65,6 +68,19 @@ pub struct Summary {
     pub wall: Duration,
     /// Summed real time of the runs themselves (CPU-side; exceeds `wall` with several jobs).
     pub run_wall_us: u64,
+    /// Per scenario that ran: its runs and their summed real time.
+    pub per_scenario: BTreeMap<&'static str, ScenarioRuns>,
+}
+
+/// One scenario's share of a campaign.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScenarioRuns {
+    /// Runs completed.
+    pub runs: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Their summed real time, in microseconds.
+    pub wall_us: u64,
 }
 
 /// The seed of the `index`-th seed of a campaign (SplitMix64 of the base and the index).
@@ -112,7 +128,7 @@ pub fn run_campaign(campaign: &Campaign<'_>) -> Summary {
                     "FAIL {} seed {seed:#x}: {}\n  replay: {}",
                     scenario,
                     result.failure.as_ref().map_or("", |f: &Failure| &f.message),
-                    super::report::replay_command(scenario, seed)
+                    (campaign.replay)(scenario, seed)
                 ));
                 let found = failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if campaign.max_failures.is_some_and(|max| found >= max as u64) {
@@ -145,6 +161,10 @@ pub fn run_campaign(campaign: &Campaign<'_>) -> Summary {
         summary.events += result.events;
         summary.virtual_us += result.virtual_us;
         summary.run_wall_us += result.wall_us;
+        let share = summary.per_scenario.entry(result.scenario).or_default();
+        share.runs += 1;
+        share.wall_us += result.wall_us;
+        share.failures += u64::from(result.failure.is_some());
         if result.failure.is_some() {
             summary.failures.push(Found { result, after });
         }
@@ -216,6 +236,7 @@ mod tests {
             seed_base: 7,
             progress: false,
             run: &fake,
+            replay: crate::cli::report::replay_command,
         })
     }
 
@@ -228,6 +249,9 @@ mod tests {
         );
         assert_eq!(all.runs, 60);
         assert_eq!(all.events, 600);
+        assert_eq!(all.per_scenario["a"].runs, 30);
+        assert_eq!(all.per_scenario["a"].failures, 0);
+        assert_eq!(all.per_scenario["b"].failures as usize, all.failures.len());
         let expected = (0..30)
             .filter(|i| campaign_seed(7, *i).is_multiple_of(3))
             .count();

@@ -183,6 +183,26 @@ impl Apps {
         }
     }
 
+    /// `node`'s last applied index and an FNV-1a hash of the commands it applied at
+    /// `1..=last` (`None` for services and unknown nodes).
+    #[must_use]
+    pub fn applied_digest(&self, node: usize) -> Option<(u64, u64)> {
+        let values: Vec<&Cmd> = match self {
+            Apps::Mit(record) => {
+                let log = record.logs.get(node)?;
+                log.iter().skip(1).map_while(Option::as_ref).collect()
+            }
+            Apps::Sjtu(machines) => machines.get(node)?.store.iter().skip(1).collect(),
+            Apps::Service(_) => return None,
+        };
+        let mut hash = crate::trace::Fnv64::new();
+        for value in &values {
+            hash.write(&(value.len() as u64).to_le_bytes());
+            hash.write(value.as_bytes());
+        }
+        Some((values.len() as u64, hash.finish()))
+    }
+
     /// The service instances, if the run hosts a service.
     #[must_use]
     pub fn services(&self) -> Option<&ServiceApps> {

@@ -22,7 +22,8 @@ pub use exec::JoinHandle;
 
 use crate::clock::{SimTime, US_PER_MS};
 use crate::cluster::{Cluster, Next};
-use crate::network::NetworkProfile;
+use crate::fault::{CrashPoint, MidStepCrash};
+use crate::network::{NetworkProfile, Reorder};
 use crate::run::{Failure, FailureKind, RunReport};
 use crate::scenario::{Flavour, Setup};
 use crate::trace::EventKind;
@@ -665,6 +666,87 @@ impl Tester {
         let mut cluster = self.inner.cluster.borrow_mut();
         let profile = cluster.network().profile();
         cluster.set_network(profile, on);
+    }
+
+    // ----- Faults beyond the labs' -----
+
+    /// The run's root seed (for scenarios that derive their own plan from it).
+    #[must_use]
+    pub fn seed(&self) -> u64 {
+        self.inner.cluster.borrow().seed()
+    }
+
+    /// Crashes `server` at `point`, without touching its connectivity: at once
+    /// ([`CrashPoint::BetweenSteps`]), or inside its next step that persists something
+    /// ([`CrashPoint::MidStep`], armed now and fired by that step; only what the performed
+    /// outputs persisted survives). False if the server is down.
+    pub fn crash_at(&self, server: usize, point: CrashPoint) -> bool {
+        let mut cluster = self.inner.cluster.borrow_mut();
+        match point {
+            CrashPoint::BetweenSteps => cluster.crash(id(server)),
+            CrashPoint::MidStep { after_outputs } => cluster.arm_crash(id(server), after_outputs),
+        }
+    }
+
+    /// Disarms a mid-step crash armed by [`Tester::crash_at`] that has not fired yet.
+    pub fn disarm_crash(&self, server: usize) {
+        self.inner.cluster.borrow_mut().disarm_crash(id(server));
+    }
+
+    /// What the run's last mid-step crash cut short (its step's outputs, how many were
+    /// performed, and the durable state before the step).
+    #[must_use]
+    pub fn last_mid_step_crash(&self) -> Option<MidStepCrash> {
+        self.inner.cluster.borrow().last_mid_step_crash().cloned()
+    }
+
+    /// Pauses `server`'s process for `ms` virtual milliseconds: no ticks, no deliveries (its
+    /// messages wait and arrive when it resumes), no proposals. False if it is down.
+    pub fn pause(&self, server: usize, ms: u64) -> bool {
+        let mut cluster = self.inner.cluster.borrow_mut();
+        let until = cluster.now().plus_us(ms.saturating_mul(US_PER_MS));
+        cluster.pause(id(server), until)
+    }
+
+    /// Ends `server`'s pause now (see [`Cluster::resume`] for what still comes late).
+    pub fn resume(&self, server: usize) {
+        self.inner.cluster.borrow_mut().resume(id(server));
+    }
+
+    /// Whether `server` is paused.
+    #[must_use]
+    pub fn is_paused(&self, server: usize) -> bool {
+        self.inner.cluster.borrow().is_paused(id(server))
+    }
+
+    /// Skews `server`'s clock by `per_mille` (±500 at most): it ticks that much slower (or
+    /// faster, when negative) from its next tick on.
+    pub fn set_tick_skew(&self, server: usize, per_mille: i32) {
+        self.inner
+            .cluster
+            .borrow_mut()
+            .set_tick_skew(id(server), per_mille);
+    }
+
+    /// Holds messages back at random beyond the profile's delays ([`Reorder`]).
+    pub fn set_reorder(&self, reorder: Reorder) {
+        self.inner.cluster.borrow_mut().set_reorder(reorder);
+    }
+
+    /// The canary's test-only hook: corrupts `server`'s durable log from its last committed
+    /// entry on and restarts it from there. A correct pipeline reports the run as a safety
+    /// violation. Returns the corrupted index, or why nothing could be corrupted yet.
+    pub fn canary_corrupt(&self, server: usize) -> Result<u64, String> {
+        let mut cluster = self.inner.cluster.borrow_mut();
+        cluster.canary_corrupt(id(server)).map(|index| index.0)
+    }
+
+    /// `server`'s applied state: its application's last applied index and a hash of everything
+    /// it applied (SJTU list machines and MIT records; `None` for hosted services and for
+    /// servers that do not exist). Equal pairs mean equal applied states.
+    #[must_use]
+    pub fn applied_digest(&self, server: usize) -> Option<(u64, u64)> {
+        self.inner.cluster.borrow().apps().applied_digest(server)
     }
 
     // ----- Counters -----
