@@ -1,0 +1,11 @@
+//! The networked runtime: drives a [`raft::Node`] with real time, TCP and files.
+//!
+//! * [`storage`] — the node's durable state in a data directory: an append-only log of
+//!   CRC-checked records and atomically replaced hard-state and snapshot files, with recovery
+//!   that cuts a torn tail and refuses to start on corruption.
+//! * [`transport`] — length-prefixed postcard frames over TCP, one connection per peer.
+//! * [`runtime`] — the driver task that owns the node and honours the persistence contract.
+
+#![deny(missing_docs)]
+
+pub mod storage;
