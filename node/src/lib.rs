@@ -8,5 +8,6 @@
 
 #![deny(missing_docs)]
 
+pub mod runtime;
 pub mod storage;
 pub mod transport;
