@@ -5,9 +5,12 @@
 //!   that cuts a torn tail and refuses to start on corruption.
 //! * [`transport`] — length-prefixed postcard frames over TCP, one connection per peer.
 //! * [`runtime`] — the driver task that owns the node and honours the persistence contract.
+//! * [`serve`] — serving the node's state machine to clients over TCP (followers point to the
+//!   leader), and the client's connection.
 
 #![deny(missing_docs)]
 
 pub mod runtime;
+pub mod serve;
 pub mod storage;
 pub mod transport;

@@ -239,3 +239,51 @@ async fn three_nodes_elect_commit_and_a_restarted_node_catches_up() {
     assert!(states[0].1 >= ok + ok2);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_served_by_the_leader_and_pointed_to_it_by_followers() {
+    use node::serve::{ClientConnection, ClientReply, ServeOptions, serve};
+    let cluster = Cluster::start("serve", 3).await;
+    let mut client_addrs = BTreeMap::new();
+    let mut listeners = BTreeMap::new();
+    for id in cluster.nodes.keys() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        client_addrs.insert(*id, listener.local_addr().unwrap());
+        listeners.insert(*id, listener);
+    }
+    let options = ServeOptions {
+        client_addrs: client_addrs
+            .iter()
+            .map(|(id, a)| (*id, a.to_string()))
+            .collect(),
+        ..ServeOptions::default()
+    };
+    for (id, listener) in listeners {
+        tokio::spawn(serve(listener, cluster.handle(id), options.clone()));
+    }
+    let leader = cluster.leader().await;
+    let follower = NodeId(leader.0 % 3 + 1);
+
+    let mut conn = ClientConnection::connect(client_addrs[&follower])
+        .await
+        .unwrap();
+    let reply = conn.call(raft::encode_command(&5u64)).await.unwrap();
+    assert_eq!(
+        reply,
+        ClientReply::NotLeader {
+            leader: Some(leader),
+            leader_addr: Some(client_addrs[&leader].to_string())
+        }
+    );
+    let reply = conn.call(vec![0xff; 11]).await.unwrap();
+    assert!(matches!(reply, ClientReply::BadRequest(_)), "{reply:?}");
+
+    let mut conn = ClientConnection::connect(client_addrs[&leader])
+        .await
+        .unwrap();
+    for (value, total) in [(5u64, 5u64), (7, 12)] {
+        let reply = conn.call(raft::encode_command(&value)).await.unwrap();
+        assert_eq!(reply, ClientReply::Applied(raft::encode_command(&total)));
+    }
+    cluster.shutdown().await;
+}
