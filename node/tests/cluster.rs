@@ -287,3 +287,96 @@ async fn clients_are_served_by_the_leader_and_pointed_to_it_by_followers() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_whole_cluster_restart() {
+    let mut cluster = Cluster::start("restart-all", 3).await;
+    let (ok, unknown) = cluster.propose_all(1..51).await;
+    let ids: Vec<NodeId> = cluster.nodes.keys().copied().collect();
+    for id in &ids {
+        cluster.nodes.remove(id).unwrap().shutdown().await.unwrap();
+    }
+    for id in &ids {
+        let report = cluster.restart(*id).await;
+        assert!(!report.fresh);
+    }
+    // A new leader learns what was committed once it commits an entry of its own term.
+    let (ok_after, _) = cluster.propose_all(1000..1001).await;
+    assert_eq!(ok_after, 1);
+    let applied = cluster.handle(cluster.leader().await).status().last_applied;
+    cluster.all_applied(applied).await;
+    let states = cluster.states().await;
+    assert!(states.iter().all(|s| *s == states[0]), "{states:?}");
+    let (total, count) = states[0];
+    assert!(
+        count > ok && count <= ok + unknown + 1,
+        "{count} applied, {ok} acknowledged"
+    );
+    if unknown == 0 {
+        assert_eq!(total, (1..51).sum::<u64>() + 1000);
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_log_tail_is_cut_at_restart_and_a_corrupt_record_refuses_to_start() {
+    use std::io::Write;
+    let mut cluster = Cluster::start("torn", 3).await;
+    cluster.propose_all(1..21).await;
+    let leader = cluster.leader().await;
+    let down = NodeId(leader.0 % 3 + 1);
+    let applied = cluster.handle(leader).status().last_applied;
+    cluster.all_applied(applied).await;
+    cluster
+        .nodes
+        .remove(&down)
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+
+    // An interrupted final write: half a record at the end of the log.
+    let log = cluster.data_dir(down).join(node::storage::LOG_FILE);
+    let intact_len = std::fs::metadata(&log).unwrap().len();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 5, 6]).unwrap();
+    drop(file);
+    let report = cluster.restart(down).await;
+    assert_eq!(report.torn_tail.map(|t| t.offset), Some(intact_len));
+    cluster.propose_all(21..31).await;
+    let applied = cluster.handle(cluster.leader().await).status().last_applied;
+    cluster.all_applied(applied).await;
+
+    // A flipped bit in the first record: the node refuses to start, naming file and offset.
+    let down = NodeId(cluster.leader().await.0 % 3 + 1);
+    cluster
+        .nodes
+        .remove(&down)
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    let log = cluster.data_dir(down).join(node::storage::LOG_FILE);
+    let mut bytes = std::fs::read(&log).unwrap();
+    assert!(bytes.len() > 40, "the log holds several records");
+    bytes[10] ^= 0x08;
+    std::fs::write(&log, &bytes).unwrap();
+    let listener = TcpListener::bind(cluster.addrs[&down]).await.unwrap();
+    let voters = cluster.addrs.keys().copied().collect();
+    let options = NodeOptions::new(
+        raft::Config::new(down, voters, 1),
+        cluster.data_dir(down),
+        listener,
+        cluster.addrs.clone(),
+    );
+    match RunningNode::start(options, Sum::default()).await {
+        Err(node::runtime::StartError::Storage(node::storage::StorageError::Corrupt {
+            path,
+            offset: 0,
+            ..
+        })) => assert_eq!(path, log),
+        Err(other) => panic!("expected corruption at offset 0, got {other}"),
+        Ok(_) => panic!("a corrupt log must refuse to start"),
+    }
+    cluster.shutdown().await;
+}

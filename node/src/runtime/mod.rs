@@ -402,6 +402,8 @@ impl<S: StateMachine> Driver<S> {
             tracing::error!(%error, "driver stopped");
         }
         self.fail_pending(ProposeError::Stopped);
+        // Wait for the transport's tasks to end, so the listener's port is free on return.
+        self.transport.shutdown().await;
         result
     }
 

@@ -40,9 +40,8 @@ pub const SNAPSHOT_FILE: &str = "snapshot";
 
 /// Entries per record when the log is rewritten (bounds the size of one record).
 const REWRITE_ENTRIES_PER_RECORD: usize = 1024;
-/// The log is rewritten when its file holds more than this many bytes beyond twice the live
-/// entries (overwritten suffixes pile up otherwise).
-const LOG_GARBAGE_BYTES_MAX: u64 = 8 << 20;
+/// The default for [`Storage::set_log_garbage_bytes_max`].
+pub const LOG_GARBAGE_BYTES_MAX: u64 = 8 << 20;
 
 /// A log record as written (borrowing the entries).
 #[derive(Serialize)]
@@ -149,6 +148,7 @@ pub struct Storage {
     hard_state_staged: bool,
     poisoned: bool,
     stats: StorageStats,
+    log_garbage_bytes_max: u64,
 }
 
 fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
@@ -193,6 +193,7 @@ impl Storage {
             hard_state_staged: false,
             poisoned: false,
             stats: StorageStats::default(),
+            log_garbage_bytes_max: LOG_GARBAGE_BYTES_MAX,
         };
         if replayed_len != storage.durable.log.entries().len() {
             storage.rewrite_log()?;
@@ -219,6 +220,12 @@ impl Storage {
     #[must_use]
     pub fn stats(&self) -> StorageStats {
         self.stats
+    }
+
+    /// Rewrites the log file once it holds more than `bytes` beyond twice the live entries
+    /// (overwritten suffixes pile up otherwise). Defaults to [`LOG_GARBAGE_BYTES_MAX`].
+    pub fn set_log_garbage_bytes_max(&mut self, bytes: u64) {
+        self.log_garbage_bytes_max = bytes;
     }
 
     /// True when applied operations are waiting for [`Storage::sync`].
@@ -313,7 +320,7 @@ impl Storage {
             self.staged_log.clear();
         }
         let live_bytes = self.durable.log.entries_encoded_len() as u64;
-        if self.log_file_bytes > 2 * live_bytes + LOG_GARBAGE_BYTES_MAX {
+        if self.log_file_bytes > 2 * live_bytes + self.log_garbage_bytes_max {
             self.rewrite_log()?;
         }
         Ok(())

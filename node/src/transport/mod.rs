@@ -284,7 +284,7 @@ impl Transport {
     }
 
     /// Stops every task and closes every connection.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&mut self) {
         self.tasks.shutdown().await;
     }
 }

@@ -79,7 +79,8 @@ async fn reconnects_after_the_peer_restarts() {
     let b_addr = peers[&NodeId(2)];
     let mut ls = ls.into_iter();
     let (a, _a_rx) = Transport::start(NodeId(1), ls.next().unwrap(), &peers, fast()).unwrap();
-    let (b, mut b_rx) = Transport::start(NodeId(2), ls.next().unwrap(), &peers, fast()).unwrap();
+    let (mut b, mut b_rx) =
+        Transport::start(NodeId(2), ls.next().unwrap(), &peers, fast()).unwrap();
     a.send(NodeId(2), message(1)).unwrap();
     assert_eq!(recv(&mut b_rx).await.message, message(1));
     b.shutdown().await;
