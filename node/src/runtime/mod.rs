@@ -482,24 +482,24 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         self.storage.sync()?;
-        let outputs = std::mem::take(&mut self.outputs);
-        for output in &outputs {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        for output in outputs.drain(..) {
             match output {
                 Output::Persist(_) => {}
                 Output::Send { to, message } => {
-                    if let Err(error) = self.transport.send(*to, message.clone()) {
+                    if let Err(error) = self.transport.send(to, message) {
                         tracing::warn!(%to, %error, "message not sent");
                     }
                 }
                 Output::Apply(_) | Output::Restore(_) => {
-                    for applied in self.applier.handle(output)? {
+                    for applied in self.applier.handle(&output)? {
                         self.answer(applied);
                     }
                 }
             }
         }
+        // Keep the buffer's capacity for the next batch.
         self.outputs = outputs;
-        self.outputs.clear();
         Ok(())
     }
 
