@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod kv_client;
 pub mod mit;
 pub mod registry;
 pub mod seeds;
