@@ -7,9 +7,11 @@
 //! * [`runtime`] — the driver task that owns the node and honours the persistence contract.
 //! * [`serve`] — serving the node's state machine to clients over TCP (followers point to the
 //!   leader), and the client's connection.
+//! * [`kv`] — the key/value service's clerk transport over TCP, and what its binaries share.
 
 #![deny(missing_docs)]
 
+pub mod kv;
 pub mod runtime;
 pub mod serve;
 pub mod storage;

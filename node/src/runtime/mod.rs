@@ -273,6 +273,13 @@ where
         let durable = storage.durable().clone();
         let applier = Applier::restored(service, durable.log.snapshot())?;
         let node = Node::restore(options.raft, durable)?;
+        tracing::info!(
+            id = %node.id(),
+            term = %node.term(),
+            last_index = %node.log().last_index(),
+            snapshot_index = %node.log().snapshot_index(),
+            "restored"
+        );
         let (transport, inbound) = Transport::start(
             node.id(),
             options.listener,
@@ -584,6 +591,15 @@ impl<S: StateMachine> Driver<S> {
 
     fn publish_status(&self) {
         let log = self.node.log();
+        let before = *self.status.borrow();
+        if before.role != Some(self.node.role()) || before.leader != self.node.leader() {
+            tracing::info!(
+                role = ?self.node.role(),
+                term = %self.node.term(),
+                leader = ?self.node.leader().map(|l| l.0),
+                "role or leader changed"
+            );
+        }
         let status = Status {
             id: self.node.id(),
             role: Some(self.node.role()),
