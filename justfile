@@ -61,3 +61,8 @@ node ID:
 # The key/value client against the `just cluster` cluster, e.g. `just kv put greeting hello`.
 kv *ARGS:
     cargo run --release -q -p node --bin raft-kv -- {{ARGS}}
+
+# The real crash test: 3 server processes under load, SIGKILL and restart in a loop, then every
+# acknowledged write must be there once (CRASH_TEST_KILLS=N for more kills).
+crash-test:
+    cargo test --release -p node --test crash -- --ignored --nocapture

@@ -42,6 +42,12 @@ impl TcpTransport {
         }
     }
 
+    /// The server (by position in the list) that last answered as leader, if any.
+    #[must_use]
+    pub fn leader(&self) -> Option<usize> {
+        self.leader
+    }
+
     async fn call_one(&mut self, server: usize, request: Vec<u8>) -> Result<ClientReply, ()> {
         let addr = self.servers[server];
         let connection = &mut self.connections[server];
