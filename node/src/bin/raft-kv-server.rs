@@ -150,5 +150,30 @@ async fn start(args: &Args) -> Result<RunningNode<KvStore>, String> {
         ..ServeOptions::default()
     };
     tokio::spawn(serve(client_listener, node.handle(), serve_options));
+    tokio::spawn(log_stats(node.handle()));
     Ok(node)
+}
+
+/// Logs the node's counters every ten seconds while they move.
+async fn log_stats(handle: node::runtime::Handle<KvStore>) {
+    let mut last = handle.status();
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let status = handle.status();
+        if status.last_applied != last.last_applied
+            || status.messages_dropped != last.messages_dropped
+        {
+            tracing::info!(
+                term = %status.term,
+                leader = ?status.leader.map(|l| l.0),
+                last_applied = %status.last_applied,
+                snapshot_index = %status.snapshot_index,
+                fsyncs = status.storage.syncs,
+                messages_sent = status.messages_sent,
+                messages_dropped = status.messages_dropped,
+                "stats"
+            );
+        }
+        last = status;
+    }
 }

@@ -160,6 +160,10 @@ pub struct Status {
     pub snapshot_index: Index,
     /// Storage counters.
     pub storage: StorageStats,
+    /// Messages the transport dropped because a peer's queue was full.
+    pub messages_dropped: u64,
+    /// Messages handed to the transport.
+    pub messages_sent: u64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, ProposeError>>;
@@ -303,6 +307,7 @@ where
             tick: options.tick,
             compact_threshold_bytes: options.compact_threshold_bytes,
             batch_inputs_max: options.batch_inputs_max.max(1),
+            messages_sent: 0,
         };
         let task = tokio::spawn(driver.run(stopped));
         Ok(RunningNode {
@@ -371,6 +376,7 @@ struct Driver<S: StateMachine> {
     tick: Duration,
     compact_threshold_bytes: Option<usize>,
     batch_inputs_max: usize,
+    messages_sent: u64,
 }
 
 /// One thing the driver takes from its sources.
@@ -494,6 +500,7 @@ impl<S: StateMachine> Driver<S> {
             match output {
                 Output::Persist(_) => {}
                 Output::Send { to, message } => {
+                    self.messages_sent += 1;
                     if let Err(error) = self.transport.send(to, message) {
                         tracing::warn!(%to, %error, "message not sent");
                     }
@@ -610,6 +617,12 @@ impl<S: StateMachine> Driver<S> {
             last_index: log.last_index(),
             snapshot_index: log.snapshot_index(),
             storage: self.storage.stats(),
+            messages_dropped: self
+                .transport
+                .stats()
+                .dropped_queue_full
+                .load(std::sync::atomic::Ordering::Relaxed),
+            messages_sent: self.messages_sent,
         };
         self.status.send_if_modified(|current| {
             let changed = *current != status;

@@ -5,6 +5,8 @@
 //!   [`Wire::Hello`], then writes queued messages. A failed connection is retried with capped
 //!   exponential backoff (`backoff_min` doubling up to `backoff_max`; a connection that lived at
 //!   least `backoff_max` resets it), so a dead peer costs one connect attempt per `backoff_max`.
+//!   A peer that connects to us is up: its hello cuts our backoff towards it short, so a
+//!   restarted node hears from the leader at once rather than time out and disrupt the term.
 //! * **Queues.** Each peer's send queue holds at most `queue_capacity` messages. When it is full
 //!   the **oldest** message is dropped: Raft tolerates loss, a newer message carries newer state
 //!   (term, commit index, entries the leader will resend anyway), and a peer that comes back
@@ -69,7 +71,9 @@ impl Default for TransportConfig {
             queue_capacity: 1024,
             write_batch_max: 256,
             backoff_min: Duration::from_millis(10),
-            backoff_max: Duration::from_secs(1),
+            // Below the default election timeout (300 ms at a 10 ms tick), so a peer that comes
+            // back hears from us before it times out.
+            backoff_max: Duration::from_millis(200),
             inbound_capacity: 4096,
             hello_timeout: Duration::from_secs(5),
         }
@@ -216,21 +220,23 @@ impl Transport {
         let config = Arc::new(config);
         let mut tasks = JoinSet::new();
         let mut queues = BTreeMap::new();
+        let mut peer_up = BTreeMap::new();
         for (&peer, &addr) in peers.iter().filter(|(peer, _)| **peer != id) {
             let queue = Arc::new(PeerQueue::new(config.queue_capacity));
+            let up = Arc::new(Notify::new());
             queues.insert(peer, queue.clone());
-            tasks.spawn(outgoing(
+            peer_up.insert(peer, up.clone());
+            let link = Link {
                 id,
                 peer,
                 addr,
                 queue,
-                config.clone(),
-                stats.clone(),
-            ));
+                peer_up: up,
+            };
+            tasks.spawn(outgoing(link, config.clone(), stats.clone()));
         }
-        let known: Vec<NodeId> = queues.keys().copied().collect();
         let max_frame_bytes = config.max_frame_bytes;
-        tasks.spawn(accept(listener, known, inbound_tx, config, stats.clone()));
+        tasks.spawn(accept(listener, peer_up, inbound_tx, config, stats.clone()));
         Ok((
             Transport {
                 id,
@@ -289,15 +295,24 @@ impl Transport {
     }
 }
 
-/// Keeps one connection to `peer` alive and writes its queue into it.
-async fn outgoing(
+/// One outgoing link: who we are, the peer, its queue, and the signal that it connected to us.
+struct Link {
     id: NodeId,
     peer: NodeId,
     addr: SocketAddr,
     queue: Arc<PeerQueue>,
-    config: Arc<TransportConfig>,
-    stats: Arc<TransportStats>,
-) {
+    peer_up: Arc<Notify>,
+}
+
+/// Keeps one connection to `peer` alive and writes its queue into it.
+async fn outgoing(link: Link, config: Arc<TransportConfig>, stats: Arc<TransportStats>) {
+    let Link {
+        id,
+        peer,
+        addr,
+        queue,
+        peer_up,
+    } = link;
     let mut backoff = config.backoff_min;
     loop {
         match TcpStream::connect(addr).await {
@@ -316,7 +331,10 @@ async fn outgoing(
                 tracing::trace!(%peer, %addr, %error, "connect failed");
             }
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = peer_up.notified() => tracing::debug!(%peer, "peer is back; reconnecting now"),
+        }
         backoff = (backoff * 2).min(config.backoff_max);
     }
 }
@@ -367,7 +385,7 @@ async fn write_queue(
 /// older one.
 async fn accept(
     listener: TcpListener,
-    known: Vec<NodeId>,
+    peer_up: BTreeMap<NodeId, Arc<Notify>>,
     inbound: mpsc::Sender<Inbound>,
     config: Arc<TransportConfig>,
     stats: Arc<TransportStats>,
@@ -386,7 +404,7 @@ async fn accept(
             }
         };
         let task = InboundConnection {
-            known: known.clone(),
+            peer_up: peer_up.clone(),
             inbound: inbound.clone(),
             config: config.clone(),
             stats: stats.clone(),
@@ -400,7 +418,8 @@ async fn accept(
 }
 
 struct InboundConnection {
-    known: Vec<NodeId>,
+    /// The known peers, and the signal that wakes our outgoing link to each.
+    peer_up: BTreeMap<NodeId, Arc<Notify>>,
     inbound: mpsc::Sender<Inbound>,
     config: Arc<TransportConfig>,
     stats: Arc<TransportStats>,
@@ -418,7 +437,7 @@ impl InboundConnection {
         )
         .await;
         let from = match hello {
-            Ok(Ok(Wire::Hello { from })) if self.known.contains(&from) => from,
+            Ok(Ok(Wire::Hello { from })) if self.peer_up.contains_key(&from) => from,
             Ok(Ok(Wire::Hello { from })) => {
                 return self.reject(remote, "hello from unknown peer", from);
             }
@@ -429,6 +448,9 @@ impl InboundConnection {
         };
         if let Ok(me) = me.await {
             self.replace_older_connection(from, me);
+        }
+        if let Some(up) = self.peer_up.get(&from) {
+            up.notify_one();
         }
         loop {
             match frame::read(&mut reader, max, &mut buf).await {

@@ -215,3 +215,31 @@ async fn a_newer_connection_from_a_peer_replaces_the_older() {
     assert_eq!(recv(&mut a_rx).await.message, message(2));
     closed_by_server(&mut old).await;
 }
+
+#[tokio::test]
+async fn a_peer_that_connects_cuts_our_backoff_towards_it_short() {
+    let ls = listeners(2).await;
+    let peers = addresses(&ls);
+    let mut ls = ls.into_iter();
+    let a_listener = ls.next().unwrap();
+    drop(ls); // B is down: its port refuses connections.
+    let slow = TransportConfig {
+        backoff_min: Duration::from_secs(60),
+        backoff_max: Duration::from_secs(60),
+        ..TransportConfig::default()
+    };
+    let (a, _a_rx) = Transport::start(NodeId(1), a_listener, &peers, slow).unwrap();
+    tokio::time::timeout(BOUND, async {
+        while a.stats().connect_failures.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("A tried B once and is now backing off for a minute");
+    a.send(NodeId(2), message(7)).unwrap();
+
+    // B comes up and connects to A: A's link to B must not wait out its minute.
+    let b_listener = TcpListener::bind(peers[&NodeId(2)]).await.unwrap();
+    let (_b, mut b_rx) = Transport::start(NodeId(2), b_listener, &peers, fast()).unwrap();
+    assert_eq!(recv(&mut b_rx).await.message, message(7));
+}
