@@ -1,0 +1,42 @@
+//! Replacing a whole file so a crash leaves either the old or the new content, never a mix:
+//! write a temporary file, fsync it, rename it over the target, fsync the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The suffix of temporary files; `Storage::open` removes leftovers of an interrupted replace.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// The temporary path used while replacing `path`.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(TMP_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Writes `bytes` to `path.tmp` and fsyncs it, without renaming: the first half of a replace
+/// (tests use it alone to stage a crash between the write and the rename).
+pub fn write_tmp(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    let tmp = tmp_path(path);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(tmp)
+}
+
+/// Replaces `path` with `bytes` atomically and durably.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_tmp(path, bytes)?;
+    fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Fsyncs a directory, making renames and file creations in it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

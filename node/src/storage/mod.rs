@@ -1,0 +1,569 @@
+//! File storage for one node: what survives a crash, in three files under a data directory.
+//!
+//! * `log` — an append-only file of CRC-checked records ([`record`]); each record is one
+//!   `Persist::Append`: remove every entry from its first index on, then append its entries.
+//! * `hard_state` — the term and vote, one record, replaced atomically.
+//! * `snapshot` — the latest snapshot, one record, replaced atomically.
+//!
+//! "Replaced atomically" means: write `NAME.tmp`, fsync it, rename it over `NAME`, fsync the
+//! directory. A snapshot also rewrites `log` the same way, keeping only the entries after it.
+//!
+//! [`Storage::apply`] stages a `Persist` output and [`Storage::sync`] makes everything staged
+//! durable, so a driver can apply the outputs of several steps and pay for one fsync. Until
+//! `sync` returns nothing staged may be relied on. Staged writes are ordered so that every crash
+//! leaves a state the node could have persisted: the hard state (whose term is at least every
+//! log entry's term) is made durable before the log entries written with it.
+//!
+//! [`Storage::open`] recovers: a torn record at the end of the log (an interrupted final write)
+//! is cut off and reported in the [`RecoveryReport`]; damage anywhere else, or in a file that is
+//! only ever replaced atomically, is a [`StorageError::Corrupt`] naming the file and byte offset
+//! — data is never dropped silently. A missing or empty directory starts a fresh node.
+//!
+//! Limitation: a corrupted length field that points past the end of the log looks exactly like a
+//! torn final record; it is cut off and reported, not refused.
+
+mod atomic;
+pub mod record;
+
+use raft::{DurableState, Entry, HardState, Index, Log, Persist, PersistError, Snapshot};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Name of the log file inside the data directory.
+pub const LOG_FILE: &str = "log";
+/// Name of the hard-state file inside the data directory.
+pub const HARD_STATE_FILE: &str = "hard_state";
+/// Name of the snapshot file inside the data directory.
+pub const SNAPSHOT_FILE: &str = "snapshot";
+
+/// Entries per record when the log is rewritten (bounds the size of one record).
+const REWRITE_ENTRIES_PER_RECORD: usize = 1024;
+/// The default for [`Storage::set_log_garbage_bytes_max`].
+pub const LOG_GARBAGE_BYTES_MAX: u64 = 8 << 20;
+
+/// A log record as written (borrowing the entries).
+#[derive(Serialize)]
+enum LogRecordRef<'a> {
+    Append(&'a [Entry]),
+}
+
+/// A log record as read back; encodes exactly like [`LogRecordRef`].
+#[derive(Deserialize)]
+enum LogRecord {
+    /// Remove every entry from the first entry's index on, then append these.
+    Append(Vec<Entry>),
+}
+
+/// Storage failed. Every variant names what it was doing and where.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A file is damaged where a crash cannot have damaged it. The node refuses to start.
+    #[error("{path} is corrupt at byte {offset}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A persist operation does not fit the stored state (a driver or core bug).
+    #[error("persist operation does not fit the stored state: {0}")]
+    Persist(#[from] PersistError),
+    /// A single record would exceed [`record::MAX_PAYLOAD_BYTES`].
+    #[error("a {what} record of {bytes} bytes exceeds the record limit")]
+    TooLarge {
+        /// What was being written.
+        what: &'static str,
+        /// Its encoded size.
+        bytes: usize,
+    },
+    /// An earlier write failed, so the files may not match what was staged; reopen to recover.
+    #[error("an earlier write failed; reopen the storage to recover")]
+    Poisoned,
+}
+
+/// What [`Storage::open`] found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The directory held no state: the node starts fresh.
+    pub fresh: bool,
+    /// A torn final record was cut off the log.
+    pub torn_tail: Option<TornTail>,
+    /// Temporary files of an interrupted atomic replace, removed.
+    pub removed_tmp_files: Vec<PathBuf>,
+    /// The log held entries the snapshot had superseded (a crash between writing a snapshot and
+    /// rewriting the log), so it was rewritten.
+    pub log_rewritten: bool,
+    /// Intact records read from the log.
+    pub log_records: usize,
+}
+
+/// Where a torn tail was cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The file that was cut.
+    pub path: PathBuf,
+    /// The new length of the file: the offset of the torn record.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes_cut: u64,
+}
+
+/// Counters for benchmarks and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Calls to [`Storage::sync`] that wrote something.
+    pub syncs: u64,
+    /// Bytes appended to the log file.
+    pub log_bytes_appended: u64,
+    /// Whole rewrites of the log file (snapshots and garbage collection).
+    pub log_rewrites: u64,
+    /// Snapshot files written.
+    pub snapshots_written: u64,
+}
+
+/// One node's durable state in a data directory. See the module docs for the file layout and
+/// the crash guarantees.
+#[derive(Debug)]
+pub struct Storage {
+    dir: PathBuf,
+    /// Everything applied so far, staged or durable: what a restart resumes from after `sync`.
+    durable: DurableState,
+    log_file: File,
+    log_file_bytes: u64,
+    staged_log: Vec<u8>,
+    hard_state_staged: bool,
+    poisoned: bool,
+    stats: StorageStats,
+    log_garbage_bytes_max: u64,
+}
+
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io { op, path, source }
+}
+
+impl Storage {
+    /// Opens (or creates) the data directory `dir` and recovers the durable state in it.
+    pub fn open(dir: impl AsRef<Path>) -> Result<(Storage, RecoveryReport), StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
+        let mut report = RecoveryReport {
+            removed_tmp_files: remove_tmp_files(&dir)?,
+            ..RecoveryReport::default()
+        };
+        let hard_state: Option<HardState> = read_single(&dir.join(HARD_STATE_FILE))?;
+        let snapshot: Option<Snapshot> = read_single(&dir.join(SNAPSHOT_FILE))?;
+        let log_path = dir.join(LOG_FILE);
+        let replayed = read_log(&log_path, &mut report)?;
+        report.fresh = hard_state.is_none() && snapshot.is_none() && replayed.is_empty();
+        let replayed_len = replayed.len();
+        let log = assemble_log(&log_path, snapshot, replayed)?;
+        let log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_error("open", &log_path))?;
+        let log_file_bytes = log_file
+            .metadata()
+            .map_err(io_error("stat", &log_path))?
+            .len();
+        let mut storage = Storage {
+            dir,
+            durable: DurableState {
+                hard_state: hard_state.unwrap_or_default(),
+                log,
+            },
+            log_file,
+            log_file_bytes,
+            staged_log: Vec::new(),
+            hard_state_staged: false,
+            poisoned: false,
+            stats: StorageStats::default(),
+            log_garbage_bytes_max: LOG_GARBAGE_BYTES_MAX,
+        };
+        if replayed_len != storage.durable.log.entries().len() {
+            storage.rewrite_log()?;
+            report.log_rewritten = true;
+        }
+        // The log file may just have been created: make its directory entry durable.
+        sync_dir(&storage.dir)?;
+        Ok((storage, report))
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Everything applied so far: after [`Storage::sync`], exactly what a restart recovers.
+    #[must_use]
+    pub fn durable(&self) -> &DurableState {
+        &self.durable
+    }
+
+    /// Counters of the work done.
+    #[must_use]
+    pub fn stats(&self) -> StorageStats {
+        self.stats
+    }
+
+    /// Rewrites the log file once it holds more than `bytes` beyond twice the live entries
+    /// (overwritten suffixes pile up otherwise). Defaults to [`LOG_GARBAGE_BYTES_MAX`].
+    pub fn set_log_garbage_bytes_max(&mut self, bytes: u64) {
+        self.log_garbage_bytes_max = bytes;
+    }
+
+    /// True when applied operations are waiting for [`Storage::sync`].
+    #[must_use]
+    pub fn has_staged(&self) -> bool {
+        self.hard_state_staged || !self.staged_log.is_empty()
+    }
+
+    /// Stages one `Persist` output, with the same semantics as [`DurableState::apply`]. It is
+    /// durable once [`Storage::sync`] returns. A snapshot is written (with everything staged
+    /// before it) before this returns.
+    pub fn apply(&mut self, op: &Persist) -> Result<(), StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        match op {
+            Persist::HardState(_) => {
+                self.durable.apply(op)?;
+                self.hard_state_staged = true;
+            }
+            Persist::Append(entries) => {
+                let payload = postcard::to_allocvec(&LogRecordRef::Append(entries))
+                    .expect("postcard encoding into a Vec never fails");
+                if payload.len() > record::MAX_PAYLOAD_BYTES {
+                    return Err(StorageError::TooLarge {
+                        what: "log append",
+                        bytes: payload.len(),
+                    });
+                }
+                self.durable.apply(op)?;
+                record::encode(&payload, &mut self.staged_log);
+            }
+            Persist::Snapshot(snapshot) => {
+                let payload = postcard::to_allocvec(snapshot)
+                    .expect("postcard encoding into a Vec never fails");
+                if payload.len() > record::MAX_PAYLOAD_BYTES {
+                    return Err(StorageError::TooLarge {
+                        what: "snapshot",
+                        bytes: payload.len(),
+                    });
+                }
+                self.durable.apply(op)?;
+                self.poison_on_error(|s| s.write_snapshot(&payload))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one operation and makes it durable at once.
+    pub fn persist(&mut self, op: &Persist) -> Result<(), StorageError> {
+        self.apply(op)?;
+        self.sync()
+    }
+
+    /// Makes everything staged durable: the hard state first (atomic replace), then the log
+    /// records (append and fdatasync).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        if !self.has_staged() {
+            return Ok(());
+        }
+        self.poison_on_error(Storage::sync_staged)?;
+        self.stats.syncs += 1;
+        Ok(())
+    }
+
+    fn poison_on_error(
+        &mut self,
+        f: impl FnOnce(&mut Storage) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let result = f(self);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn sync_staged(&mut self) -> Result<(), StorageError> {
+        self.sync_hard_state()?;
+        if !self.staged_log.is_empty() {
+            let path = self.dir.join(LOG_FILE);
+            self.log_file
+                .write_all(&self.staged_log)
+                .map_err(io_error("append to", &path))?;
+            self.log_file
+                .sync_data()
+                .map_err(io_error("fsync", &path))?;
+            self.log_file_bytes += self.staged_log.len() as u64;
+            self.stats.log_bytes_appended += self.staged_log.len() as u64;
+            self.staged_log.clear();
+        }
+        let live_bytes = self.durable.log.entries_encoded_len() as u64;
+        if self.log_file_bytes > 2 * live_bytes + self.log_garbage_bytes_max {
+            self.rewrite_log()?;
+        }
+        Ok(())
+    }
+
+    fn sync_hard_state(&mut self) -> Result<(), StorageError> {
+        if !self.hard_state_staged {
+            return Ok(());
+        }
+        let payload = postcard::to_allocvec(&self.durable.hard_state)
+            .expect("postcard encoding into a Vec never fails");
+        let mut bytes = Vec::with_capacity(record::HEADER_BYTES + payload.len());
+        record::encode(&payload, &mut bytes);
+        let path = self.dir.join(HARD_STATE_FILE);
+        atomic::replace(&path, &bytes).map_err(io_error("replace", &path))?;
+        self.hard_state_staged = false;
+        Ok(())
+    }
+
+    /// Writes the snapshot file, then rewrites the log without the entries it covers. A crash
+    /// in between leaves the new snapshot and the old log, which `open` reconciles.
+    fn write_snapshot(&mut self, payload: &[u8]) -> Result<(), StorageError> {
+        self.sync_hard_state()?;
+        let mut bytes = Vec::with_capacity(record::HEADER_BYTES + payload.len());
+        record::encode(payload, &mut bytes);
+        let path = self.dir.join(SNAPSHOT_FILE);
+        atomic::replace(&path, &bytes).map_err(io_error("replace", &path))?;
+        self.stats.snapshots_written += 1;
+        self.rewrite_log()
+    }
+
+    /// Replaces the log file with the live entries (staged ones included, which makes them
+    /// durable too).
+    fn rewrite_log(&mut self) -> Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        for chunk in self
+            .durable
+            .log
+            .entries()
+            .chunks(REWRITE_ENTRIES_PER_RECORD)
+        {
+            let payload = postcard::to_allocvec(&LogRecordRef::Append(chunk))
+                .expect("postcard encoding into a Vec never fails");
+            if payload.len() > record::MAX_PAYLOAD_BYTES {
+                return Err(StorageError::TooLarge {
+                    what: "log rewrite",
+                    bytes: payload.len(),
+                });
+            }
+            record::encode(&payload, &mut bytes);
+        }
+        let path = self.dir.join(LOG_FILE);
+        atomic::replace(&path, &bytes).map_err(io_error("replace", &path))?;
+        self.log_file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_error("open", &path))?;
+        self.log_file_bytes = bytes.len() as u64;
+        self.staged_log.clear();
+        self.stats.log_rewrites += 1;
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    atomic::sync_dir(dir).map_err(io_error("fsync directory", dir))
+}
+
+/// Removes `*.tmp` files left by a replace that a crash interrupted before its rename: the
+/// target still holds the old, complete content.
+fn remove_tmp_files(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let path = entry.map_err(io_error("list", dir))?.path();
+        let is_tmp = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(atomic::TMP_SUFFIX));
+        if is_tmp {
+            fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            tracing::warn!(path = %path.display(), "removed the temporary file of an interrupted replace");
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Reads a file that holds exactly one record and is only ever replaced atomically, so any
+/// damage is corruption (a crash cannot tear it).
+fn read_single<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StorageError> {
+    let Some(bytes) = read_optional(path)? else {
+        return Ok(None);
+    };
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    let scan = record::scan(&bytes).map_err(|c| corrupt(c.offset, c.reason))?;
+    if let Some(offset) = scan.torn_at {
+        return Err(corrupt(offset, "incomplete or damaged record".to_string()));
+    }
+    match scan.records.as_slice() {
+        [only] => postcard::from_bytes(only.payload)
+            .map(Some)
+            .map_err(|e| corrupt(only.offset, format!("undecodable record: {e}"))),
+        [] => Err(corrupt(0, "no record".to_string())),
+        [_, second, ..] => Err(corrupt(second.offset, "more than one record".to_string())),
+    }
+}
+
+/// Reads the log file, cutting a torn tail, and replays its records into the entries they
+/// leave: a contiguous run starting wherever the file's first record starts.
+fn read_log(path: &Path, report: &mut RecoveryReport) -> Result<Vec<Entry>, StorageError> {
+    let Some(bytes) = read_optional(path)? else {
+        return Ok(Vec::new());
+    };
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    let scan = record::scan(&bytes).map_err(|c| corrupt(c.offset, c.reason))?;
+    report.log_records = scan.records.len();
+    let mut entries: Vec<Entry> = Vec::new();
+    for rec in &scan.records {
+        let LogRecord::Append(appended) = postcard::from_bytes(rec.payload)
+            .map_err(|e| corrupt(rec.offset, format!("undecodable record: {e}")))?;
+        replay_append(&mut entries, appended).map_err(|reason| corrupt(rec.offset, reason))?;
+    }
+    if let Some(offset) = scan.torn_at {
+        cut_torn_tail(path, offset, bytes.len() as u64, report)?;
+    }
+    Ok(entries)
+}
+
+fn replay_append(entries: &mut Vec<Entry>, appended: Vec<Entry>) -> Result<(), String> {
+    let Some(first) = appended.first().map(|e| e.index) else {
+        return Err("empty append record".to_string());
+    };
+    if let Some(pair) = appended
+        .windows(2)
+        .find(|p| p[1].index != p[0].index.next())
+    {
+        return Err(format!(
+            "entry {} follows {} in one record",
+            pair[1].index, pair[0].index
+        ));
+    }
+    if let Some(base) = entries.first().map(|e| e.index) {
+        let end = base.plus(entries.len() as u64);
+        if first < base || first > end {
+            return Err(format!(
+                "append at {first} outside the log's entries {base}..{end}"
+            ));
+        }
+        entries.truncate(usize::try_from(first.0 - base.0).unwrap_or(usize::MAX));
+    }
+    entries.extend(appended);
+    Ok(())
+}
+
+fn cut_torn_tail(
+    path: &Path,
+    offset: u64,
+    file_len: u64,
+    report: &mut RecoveryReport,
+) -> Result<(), StorageError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error("open", path))?;
+    file.set_len(offset).map_err(io_error("truncate", path))?;
+    file.sync_all().map_err(io_error("fsync", path))?;
+    let torn = TornTail {
+        path: path.to_path_buf(),
+        offset,
+        bytes_cut: file_len - offset,
+    };
+    tracing::warn!(path = %path.display(), offset, bytes_cut = torn.bytes_cut, "cut a torn record off the end of the log");
+    report.torn_tail = Some(torn);
+    Ok(())
+}
+
+/// Puts the snapshot and the replayed entries together exactly as installing the snapshot on
+/// that log would have: the entries after the snapshot are kept when the log holds the
+/// snapshot's last entry with its term, or starts right after it (the log was already rewritten);
+/// otherwise the snapshot replaces the whole log.
+fn assemble_log(
+    path: &Path,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+) -> Result<Log, StorageError> {
+    let first = entries.first().map(|e| e.index);
+    let kept = match &snapshot {
+        None => entries,
+        Some(s) => match first {
+            None => Vec::new(),
+            Some(first) if first == s.index.next() => entries,
+            Some(first) if first > s.index.next() => {
+                return Err(StorageError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: 0,
+                    reason: format!(
+                        "log starts at {first}, after a gap from the snapshot at {}",
+                        s.index
+                    ),
+                });
+            }
+            Some(first) => {
+                let at = usize::try_from(s.index.0 - first.0).unwrap_or(usize::MAX);
+                match entries.get(at) {
+                    Some(e) if e.term == s.term => entries[at + 1..].to_vec(),
+                    _ => Vec::new(),
+                }
+            }
+        },
+    };
+    let fresh_start = snapshot.as_ref().map_or(Index(1), |s| s.index.next());
+    Log::from_parts(snapshot, kept).map_err(|e| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason: format!(
+            "log entries do not fit together (expected to start at {fresh_start}): {e}"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests;
