@@ -1,0 +1,90 @@
+//! What a history is checked against: operations as clients saw them, and a sequential model.
+
+use std::fmt;
+use std::hash::Hash;
+
+/// One operation of a concurrent history, as the client that issued it saw it.
+///
+/// Times are virtual microseconds (any monotonic unit works; only their order matters).
+/// `return_: None` means the outcome is unknown (the client gave up waiting): the operation may
+/// have taken effect at any moment after its call, or never. `output: None` with a known return
+/// means the result was not recorded: the operation took effect between call and return, but its
+/// output is not compared.
+///
+/// An operation is concurrent with another unless one returned no later than the other was
+/// called: a return at time `t` precedes a call at the same time `t`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Operation<I, O> {
+    /// Which client issued the operation (for explanations only; the check does not use it).
+    pub client_id: u64,
+    /// What the client asked for.
+    pub input: I,
+    /// What the client got back, if it knows.
+    pub output: Option<O>,
+    /// When the client issued the operation.
+    pub call: u64,
+    /// When the client got the answer; `None` if it never did (outcome unknown).
+    ///
+    /// A return earlier than the call is read as equal to the call (the JSON reader rejects
+    /// such histories instead).
+    pub return_: Option<u64>,
+}
+
+impl<I, O> Operation<I, O> {
+    /// Whether the client never learnt the outcome (`return_` is `None`).
+    pub fn outcome_unknown(&self) -> bool {
+        self.return_.is_none()
+    }
+}
+
+/// A sequential specification: the states an object can be in and how each operation moves it.
+///
+/// The checker asks whether the operations of a history can be put in one order that respects
+/// real time (an operation that returned before another was called comes first) and in which
+/// every operation, applied with [`Model::step`], is legal. Models must be pure: the same
+/// arguments always give the same answer.
+pub trait Model {
+    /// The object's state. Hashed and compared with `==` to memoize the search, so two states
+    /// that behave the same should compare equal; cloned once per step, so make clones and
+    /// hashes cheap (share large values behind an `Rc`, cache their hash).
+    type State: Clone + Eq + Hash;
+    /// What a client asks for.
+    type Input;
+    /// What a client gets back.
+    type Output;
+    /// The independent part of the object an operation touches (a key of a key/value store).
+    /// Operations in different partitions never constrain each other, so each partition is
+    /// checked on its own; its `Display` names it in explanations (for example `key "x"`).
+    type Partition: Ord + Clone + fmt::Display;
+
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+
+    /// Applies `input` to `state`: the next state if the operation is legal there and, when
+    /// `output` is `Some`, produces exactly that output; `None` if it is illegal. With `output`
+    /// equal to `None` (outcome or result unknown), any output is accepted.
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State>;
+
+    /// The partition `input` belongs to. A model without independent parts returns the same
+    /// value for every input.
+    fn partition(&self, input: &Self::Input) -> Self::Partition;
+
+    /// Whether `input` never changes the state (a read). The checker drops read-only operations
+    /// whose output is unknown before the search: they constrain nothing. The default, `false`,
+    /// is always correct, only slower.
+    fn is_read_only(&self, input: &Self::Input) -> bool {
+        let _ = input;
+        false
+    }
+
+    /// One line describing an operation for explanations, for example `get("x") -> "a"`.
+    fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
+
+    /// One line describing a state for explanations.
+    fn describe_state(&self, state: &Self::State) -> String;
+}

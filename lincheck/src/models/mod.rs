@@ -1,0 +1,3 @@
+//! Ready-made models.
+
+pub mod kv;
