@@ -111,6 +111,19 @@ enum Command {
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         time: Duration,
     },
+    /// Check a client history (from `sim run --history FILE`) for linearizability. Exit 0:
+    /// linearizable; 1: not (with the explanation); 3: unknown (the search budget ran out);
+    /// 2: the file is missing or malformed (with the JSON path of the problem).
+    Lincheck {
+        /// The JSON history (`-` reads standard input).
+        file: std::path::PathBuf,
+        /// Search budget in steps (one step tries or undoes one operation).
+        #[arg(long, default_value_t = lincheck::Budget::DEFAULT.max_steps)]
+        max_steps: u64,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -198,6 +211,11 @@ fn main() -> ExitCode {
         } => shrink_command(&scenario, seed, out, canary, max_runs, time),
         Command::Fuzz(args) => fuzz(&args),
         Command::Bench { time } => bench(time),
+        Command::Lincheck {
+            file,
+            max_steps,
+            json,
+        } => lincheck_command(&file, max_steps, json),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -903,4 +921,46 @@ fn bench(time: Duration) -> Result<u8, String> {
         );
     }
     Ok(0)
+}
+
+/// `sim lincheck FILE`: reads a history and prints the checker's verdict.
+fn lincheck_command(file: &std::path::Path, max_steps: u64, json: bool) -> Result<u8, String> {
+    use std::io::Read as _;
+    let text = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading standard input: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
+    };
+    let budget = lincheck::Budget { max_steps };
+    let result = lincheck::check_json(&text, budget)
+        .map_err(|e| format!("{}: not a history: {e}", file.display()))?;
+    let (code, verdict, detail) = match &result {
+        lincheck::CheckResult::Ok => (0, "linearizable", String::new()),
+        lincheck::CheckResult::Illegal(explanation) => {
+            (1, "not linearizable", explanation.to_string())
+        }
+        lincheck::CheckResult::Unknown => (
+            3,
+            "unknown",
+            format!(
+                "the search budget of {max_steps} steps ran out before a verdict (raise --max-steps)"
+            ),
+        ),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "verdict": verdict, "explanation": detail})
+        );
+    } else {
+        println!("{}: {verdict}", file.display());
+        if !detail.is_empty() {
+            println!("{detail}");
+        }
+    }
+    Ok(code)
 }
