@@ -7,7 +7,10 @@
 //! key/value store) separately.
 //!
 //! - Operations whose outcome is unknown (the client gave up: `return_: None`) may take effect
-//!   anywhere after their call, or never.
+//!   anywhere after their call, or never. The search tries them only after every operation with a
+//!   known outcome, and the model may rule out beforehand those no order needs
+//!   ([`Model::can_omit_unknown`]: for the key/value store, writes whose value no read saw), since
+//!   each pending one multiplies the orders to try.
 //! - A return at time `t` precedes a call at the same time `t`: the two are not concurrent.
 //! - The search is bounded by a [`Budget`] of steps, not seconds, so a check gives the same
 //!   answer on every machine; when it runs out the result is [`CheckResult::Unknown`] (unless a
@@ -158,10 +161,18 @@ pub fn check<M: Model>(
     let mut undecided = Vec::new();
     for (partition, indices) in partitions {
         let total = indices.len();
+        let all: Vec<&Operation<M::Input, M::Output>> =
+            indices.iter().map(|&i| &operations[i]).collect();
+        // Operations that constrain nothing: reads whose output is unknown, and unknown
+        // outcomes the model can tell no order needs. (Whether one is omittable depends only on
+        // recorded outputs, which are never omitted, so the order of these tests is free.)
         let mut indices: Vec<usize> = indices
             .into_iter()
             .filter(|&i| {
-                operations[i].output.is_some() || !model.is_read_only(&operations[i].input)
+                let op = &operations[i];
+                let unconstrained = op.output.is_none() && model.is_read_only(&op.input);
+                let omittable = op.return_.is_none() && model.can_omit_unknown(&op.input, &all);
+                !unconstrained && !omittable
             })
             .collect();
         // Numbering operations in call order keeps the search's linearized sets compact.

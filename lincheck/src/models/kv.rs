@@ -153,6 +153,27 @@ impl Model for KvModel {
         matches!(input, KvInput::Get { .. })
     }
 
+    /// A read is always omitted, and so is a write whose value appears in no Get output of its
+    /// key (an empty append always; an empty put never). Sound because a key's value only grows by appends until the next put: a Get after
+    /// the write and before the next put reads a value that contains the written one, so if no
+    /// Get read it, none came in that stretch, and leaving the write out changes no Get.
+    fn can_omit_unknown(&self, input: &KvInput, partition: &[&KvOperation]) -> bool {
+        let written = match input {
+            KvInput::Get { .. } => return true,
+            // Appending nothing changes nothing; an empty put can be read by any Get.
+            KvInput::Append { value, .. } if value.is_empty() => return true,
+            KvInput::Put { value, .. } if value.is_empty() => return false,
+            KvInput::Put { value, .. } | KvInput::Append { value, .. } => value,
+        };
+        !partition.iter().any(|op| {
+            matches!(op.input, KvInput::Get { .. })
+                && op
+                    .output
+                    .as_ref()
+                    .is_some_and(|output| output.value.contains(written.as_str()))
+        })
+    }
+
     fn describe_operation(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
         match input {
             KvInput::Get { key } => match output {
@@ -240,6 +261,39 @@ mod tests {
         assert!(KvModel.step(&state, &get("k"), Some(&out("abc"))).is_some());
         assert!(KvModel.step(&state, &get("k"), Some(&out("ab"))).is_none());
         assert!(KvModel.step(&state, &get("k"), None).is_some());
+    }
+
+    #[test]
+    fn unknown_writes_no_read_saw_are_omitted() {
+        let op = |input: KvInput, output: Option<&str>| KvOperation {
+            client_id: 0,
+            input,
+            output: output.map(out),
+            call: 0,
+            return_: Some(1),
+        };
+        let append = |value: &str| KvInput::Append {
+            key: "k".into(),
+            value: value.into(),
+        };
+        let put = |value: &str| KvInput::Put {
+            key: "k".into(),
+            value: value.into(),
+        };
+        let history = [
+            op(get("k"), Some("xyz")),
+            op(get("k"), None),
+            op(append("q"), None),
+        ];
+        let history: Vec<&KvOperation> = history.iter().collect();
+        assert!(!KvModel.can_omit_unknown(&append("y"), &history));
+        assert!(!KvModel.can_omit_unknown(&put("xy"), &history));
+        assert!(KvModel.can_omit_unknown(&append("q"), &history));
+        assert!(KvModel.can_omit_unknown(&put("zx"), &history));
+        // An empty append changes nothing; an empty put can be seen by any read.
+        assert!(KvModel.can_omit_unknown(&append(""), &history));
+        assert!(!KvModel.can_omit_unknown(&put(""), &history));
+        assert!(KvModel.can_omit_unknown(&get("k"), &history));
     }
 
     #[test]
