@@ -82,19 +82,19 @@ pub trait Model {
         false
     }
 
-    /// Whether an operation whose outcome is unknown (`return_: None`) can be left out of the
-    /// search without changing the verdict: return `true` only if every legal order of the
-    /// partition that includes it stays legal without it (typically: its effect is visible in
-    /// no recorded output of `partition`, which holds every operation of its partition, itself
-    /// included). Each pending unknown operation multiplies the orders the search may try, and
-    /// most of them are requests that were lost, so this is where a model saves the most. The
-    /// default, `false`, is always correct.
+    /// Whether `op`, whose outcome is unknown (`return_: None`), can be left out of the search
+    /// without changing the verdict: return `true` only if every legal order of the partition
+    /// that includes it stays legal without it (typically: its effect is visible in no recorded
+    /// output of an operation that could come after it; `partition` holds every operation of
+    /// its partition, `op` included). Each pending unknown operation multiplies the orders the
+    /// search may try, and most are requests that were lost, so this is where a model saves the
+    /// most. The default, `false`, is always correct.
     fn can_omit_unknown(
         &self,
-        input: &Self::Input,
+        op: &Operation<Self::Input, Self::Output>,
         partition: &[&Operation<Self::Input, Self::Output>],
     ) -> bool {
-        let _ = (input, partition);
+        let _ = (op, partition);
         false
     }
 

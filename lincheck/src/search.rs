@@ -206,9 +206,9 @@ impl Hasher for IdentityHasher {
 /// One memoized configuration: a linearized set (canonical form, its middle words in the
 /// arena) and the state it led to.
 struct Seen<S> {
-    lo: usize,
+    lo: u32,
+    len: u32,
     start: usize,
-    len: usize,
     state: S,
     /// The next configuration with the same key (`u32::MAX` ends the chain).
     next: u32,
@@ -240,8 +240,9 @@ impl<S: Clone + Eq + Hash> Memo<S> {
         let head = self.heads.get(&key).copied().unwrap_or(u32::MAX);
         let mut cursor = head;
         while let Some(seen) = self.seen.get(cursor as usize) {
-            if seen.lo == lo
-                && self.words[seen.start..seen.start + seen.len] == *middle
+            let start = seen.start;
+            if seen.lo as usize == lo
+                && self.words[start..start + seen.len as usize] == *middle
                 && seen.state == *state
             {
                 return false;
@@ -250,9 +251,9 @@ impl<S: Clone + Eq + Hash> Memo<S> {
         }
         let index = self.seen.len() as u32;
         self.seen.push(Seen {
-            lo,
+            lo: lo as u32,
+            len: middle.len() as u32,
             start: self.words.len(),
-            len: middle.len(),
             state: state.clone(),
             next: head,
         });
