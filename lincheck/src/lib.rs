@@ -11,6 +11,9 @@
 //!   known outcome, and the model may rule out beforehand those no order needs
 //!   ([`Model::can_omit_unknown`]: for the key/value store, writes whose value no read saw), since
 //!   each pending one multiplies the orders to try.
+//! - A lookahead ([`Model::can_grow_into`]) abandons a state as soon as it can no longer become
+//!   the value the next read saw (for the key/value store: while only appends can come before
+//!   that read), which keeps concurrent appends read at the end from being exponential.
 //! - A return at time `t` precedes a call at the same time `t`: the two are not concurrent.
 //! - The search is bounded by a [`Budget`] of steps, not seconds, so a check gives the same
 //!   answer on every machine; when it runs out the result is [`CheckResult::Unknown`] (unless a
@@ -120,6 +123,10 @@ pub enum CheckResult {
     Unknown,
 }
 
+/// The most steps spent re-searching an illegal partition without the lookahead, for a longer
+/// prefix to explain with (taken from the check's budget).
+const EXPLANATION_STEPS_MAX: u64 = 1_000_000;
+
 /// Checks a key/value history against MIT's key/value semantics ([`KvModel`]).
 pub fn check_kv(operations: &[KvOperation], budget: Budget) -> CheckResult {
     check(&KvModel, operations, budget)
@@ -179,7 +186,23 @@ pub fn check<M: Model>(
         indices.sort_by_key(|&i| (operations[i].call, i));
         let ops: Vec<&Operation<M::Input, M::Output>> =
             indices.iter().map(|&i| &operations[i]).collect();
-        match search(model, &ops, &mut steps) {
+        let outcome = match search(model, &ops, true, &mut steps) {
+            Outcome::Illegal(pruned) => {
+                // The lookahead abandons a doomed state early, so its dead ends can be short;
+                // the plain search reaches the true longest prefix, if it can in a few steps.
+                let mut explaining = steps.split(EXPLANATION_STEPS_MAX);
+                let plain = search(model, &ops, false, &mut explaining);
+                steps.join(explaining);
+                match plain {
+                    Outcome::Illegal(plain) if plain.prefix.len() > pruned.prefix.len() => {
+                        Outcome::Illegal(plain)
+                    }
+                    _ => Outcome::Illegal(pruned),
+                }
+            }
+            other => other,
+        };
+        match outcome {
             Outcome::Legal => {}
             Outcome::OutOfSteps => undecided.push(partition.to_string()),
             Outcome::Illegal(failure) => {

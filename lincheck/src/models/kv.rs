@@ -177,6 +177,16 @@ impl Model for KvModel {
         })
     }
 
+    fn only_grows(&self, input: &KvInput) -> bool {
+        !matches!(input, KvInput::Put { .. })
+    }
+
+    fn can_grow_into(&self, state: &KvValue, read: &KvOperation) -> bool {
+        read.output
+            .as_ref()
+            .is_none_or(|output| output.value.starts_with(state.as_str()))
+    }
+
     fn describe_operation(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
         match input {
             KvInput::Get { key } => match output {
