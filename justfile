@@ -13,9 +13,10 @@ lint:
 fmt:
     cargo fmt --all
 
-# Criterion benchmarks of the core, then the simulator benchmark.
+# Criterion benchmarks of the core and the linearizability checker, then the simulator benchmark.
 bench:
     cargo bench -p raft --bench core
+    cargo bench -p lincheck --bench check
     cargo run --release --bin sim -- bench
 
 # Lists the scenarios.

@@ -82,6 +82,46 @@ pub trait Model {
         false
     }
 
+    /// Whether `op`, whose outcome is unknown (`return_: None`), can be left out of the search
+    /// without changing the verdict: return `true` only if every legal order of the partition
+    /// that includes it stays legal without it (typically: its effect is visible in no recorded
+    /// output of an operation that could come after it; `partition` holds every operation of
+    /// its partition, `op` included). Each pending unknown operation multiplies the orders the
+    /// search may try, and most are requests that were lost, so this is where a model saves the
+    /// most. The default, `false`, is always correct.
+    fn can_omit_unknown(
+        &self,
+        op: &Operation<Self::Input, Self::Output>,
+        partition: &[&Operation<Self::Input, Self::Output>],
+    ) -> bool {
+        let _ = (op, partition);
+        false
+    }
+
+    /// Lookahead: whether `input` only grows the state, in the sense of
+    /// [`Model::can_grow_into`] (reads and appends of a key/value store; not puts). The default,
+    /// `false`, turns the lookahead off.
+    fn only_grows(&self, input: &Self::Input) -> bool {
+        let _ = input;
+        false
+    }
+
+    /// Lookahead: whether operations for which [`Model::only_grows`] holds can take `state` to
+    /// one where `read` (a read-only operation with a recorded output) is legal. Return `false`
+    /// only when they cannot (for a key/value store: the value read does not start with the
+    /// current one). When every operation that could come before the next read only grows the
+    /// state, the search abandons a state that cannot grow into it at once, instead of finding
+    /// out when it reaches the read: without it, appends to one key with a single read at the
+    /// end are exponential. The default, `true`, is always correct.
+    fn can_grow_into(
+        &self,
+        state: &Self::State,
+        read: &Operation<Self::Input, Self::Output>,
+    ) -> bool {
+        let _ = (state, read);
+        true
+    }
+
     /// One line describing an operation for explanations, for example `get("x") -> "a"`.
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 

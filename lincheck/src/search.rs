@@ -31,6 +31,18 @@ impl Steps {
         Steps { left: max }
     }
 
+    /// Sets aside up to `max` of the steps left, for a search that must not take them all.
+    pub(crate) fn split(&mut self, max: u64) -> Steps {
+        let taken = self.left.min(max);
+        self.left -= taken;
+        Steps { left: taken }
+    }
+
+    /// Returns what is left of steps set aside with [`Steps::split`].
+    pub(crate) fn join(&mut self, rest: Steps) {
+        self.left += rest.left;
+    }
+
     /// Takes one step; `false` when none is left.
     fn take(&mut self) -> bool {
         match self.left.checked_sub(1) {
@@ -64,7 +76,7 @@ pub(crate) struct Failure<S> {
     /// The operation whose return was reached without a legal way to place it.
     pub(crate) blocker: usize,
     /// The other operations that could have come next (called, not yet linearized), none of
-    /// which the model accepted in that state.
+    /// which leads to a legal order from that state.
     pub(crate) pending: Vec<usize>,
 }
 
@@ -183,6 +195,118 @@ impl Events {
     }
 }
 
+/// Operations in a fixed order, as a doubly linked list that operations leave when they are
+/// linearized and rejoin when that is undone (in LIFO order, like the event lists): its first
+/// member is the earliest one not linearized.
+struct Chain {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    member: Vec<bool>,
+}
+
+impl Chain {
+    /// A chain of `members` (operation ids, in order) out of `ops` operations.
+    fn new(ops: usize, members: &[u32]) -> Chain {
+        let sentinel = ops as u32;
+        let mut chain = Chain {
+            next: vec![sentinel; ops + 1],
+            prev: vec![sentinel; ops + 1],
+            member: vec![false; ops],
+        };
+        let mut tail = sentinel;
+        for &id in members {
+            chain.member[id as usize] = true;
+            chain.next[tail as usize] = id;
+            chain.prev[id as usize] = tail;
+            tail = id;
+        }
+        chain.next[tail as usize] = sentinel;
+        chain.prev[sentinel as usize] = tail;
+        chain
+    }
+
+    /// The first member not linearized.
+    fn first(&self) -> Option<usize> {
+        let first = self.next[self.member.len()] as usize;
+        (first < self.member.len()).then_some(first)
+    }
+
+    fn remove(&mut self, id: usize) {
+        if self.member[id] {
+            let (prev, next) = (self.prev[id], self.next[id]);
+            self.next[prev as usize] = next;
+            self.prev[next as usize] = prev;
+        }
+    }
+
+    fn restore(&mut self, id: usize) {
+        if self.member[id] {
+            let (prev, next) = (self.prev[id], self.next[id]);
+            self.next[prev as usize] = id as u32;
+            self.prev[next as usize] = id as u32;
+        }
+    }
+}
+
+/// The lookahead of [`Model::can_grow_into`]: the reads with a recorded output in the order
+/// of their returns, and the operations that do not only grow the state in the order of their
+/// calls.
+struct Lookahead {
+    reads: Chain,
+    resets: Chain,
+}
+
+impl Lookahead {
+    /// The lookahead of `ops`; one that never prunes unless `prune`.
+    fn new<M: Model>(
+        model: &M,
+        ops: &[&Operation<M::Input, M::Output>],
+        events: &Events,
+        prune: bool,
+    ) -> Self {
+        let mut reads: Vec<u32> = (0..ops.len() as u32)
+            .filter(|&id| {
+                let op = ops[id as usize];
+                prune
+                    && op.output.is_some()
+                    && op.return_.is_some()
+                    && model.is_read_only(&op.input)
+            })
+            .collect();
+        reads.sort_unstable_by_key(|&id| events.return_node[id as usize]);
+        let mut resets: Vec<u32> = (0..ops.len() as u32)
+            .filter(|&id| !model.only_grows(&ops[id as usize].input))
+            .collect();
+        resets.sort_unstable_by_key(|&id| events.call_node[id as usize]);
+        Lookahead {
+            reads: Chain::new(ops.len(), &reads),
+            resets: Chain::new(ops.len(), &resets),
+        }
+    }
+
+    fn remove(&mut self, id: usize) {
+        self.reads.remove(id);
+        self.resets.remove(id);
+    }
+
+    fn restore(&mut self, id: usize) {
+        self.resets.restore(id);
+        self.reads.restore(id);
+    }
+
+    /// The read that `state` must still be able to grow into: the next read to return, if no
+    /// operation that does more than grow the state can come before it (none is called before
+    /// that read returns).
+    fn next_read(&self, events: &Events) -> Option<usize> {
+        let read = self.reads.first()?;
+        let read_return = events.return_node[read]?;
+        match self.resets.first() {
+            Some(reset) if events.call_node[reset] < read_return => None,
+            _ => Some(read),
+        }
+    }
+}
+
 /// A hasher for keys that are already well-mixed hashes.
 #[derive(Default)]
 struct IdentityHasher(u64);
@@ -206,9 +330,9 @@ impl Hasher for IdentityHasher {
 /// One memoized configuration: a linearized set (canonical form, its middle words in the
 /// arena) and the state it led to.
 struct Seen<S> {
-    lo: usize,
+    lo: u32,
+    len: u32,
     start: usize,
-    len: usize,
     state: S,
     /// The next configuration with the same key (`u32::MAX` ends the chain).
     next: u32,
@@ -240,8 +364,9 @@ impl<S: Clone + Eq + Hash> Memo<S> {
         let head = self.heads.get(&key).copied().unwrap_or(u32::MAX);
         let mut cursor = head;
         while let Some(seen) = self.seen.get(cursor as usize) {
-            if seen.lo == lo
-                && self.words[seen.start..seen.start + seen.len] == *middle
+            let start = seen.start;
+            if seen.lo as usize == lo
+                && self.words[start..start + seen.len as usize] == *middle
                 && seen.state == *state
             {
                 return false;
@@ -250,9 +375,9 @@ impl<S: Clone + Eq + Hash> Memo<S> {
         }
         let index = self.seen.len() as u32;
         self.seen.push(Seen {
-            lo,
+            lo: lo as u32,
+            len: middle.len() as u32,
             start: self.words.len(),
-            len: middle.len(),
             state: state.clone(),
             next: head,
         });
@@ -289,13 +414,16 @@ struct Choice<S> {
     limit: u32,
 }
 
-/// Searches for a legal order of `ops` (one partition) within `steps`.
+/// Searches for a legal order of `ops` (one partition) within `steps`, pruning with the model's
+/// lookahead if `prune` (see [`Model::can_grow_into`]).
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[&Operation<M::Input, M::Output>],
+    prune: bool,
     steps: &mut Steps,
 ) -> Outcome<M::State> {
     let mut events = Events::new(ops);
+    let mut lookahead = Lookahead::new(model, ops, &events, prune);
     let mut linearized = Bitset::new(ops.len());
     let mut memo = Memo::new();
     let mut choices: Vec<Choice<M::State>> = Vec::new();
@@ -324,9 +452,10 @@ pub(crate) fn search<M: Model>(
             Cursor::Known(node) => (node, KNOWN),
             Cursor::Unknown { node, limit } if node != UNKNOWN && node < limit => (node, limit),
             Cursor::Unknown { limit, .. } => {
-                record_dead_end(&mut deepest, &choices, &events, limit, &state);
+                let blocker = events.op[limit as usize] as usize;
+                let pending = pending(&events, limit, blocker);
+                record(&mut deepest, &choices, None, blocker, &state, pending);
                 let Some(choice) = choices.pop() else {
-                    let blocker = events.op[limit as usize] as usize;
                     let (state, blocker, pending) =
                         deepest.found.take().unwrap_or((state, blocker, Vec::new()));
                     return Outcome::Illegal(Failure {
@@ -340,6 +469,7 @@ pub(crate) fn search<M: Model>(
                 state = choice.previous;
                 linearized.remove(choice.id);
                 events.unlift(choice.id);
+                lookahead.restore(choice.id);
                 let after = events.next[events.call_node[choice.id] as usize];
                 cursor = if ops[choice.id].return_.is_some() {
                     known_left += 1;
@@ -356,21 +486,39 @@ pub(crate) fn search<M: Model>(
         let id = events.op[node as usize] as usize;
         let op = ops[id];
         if let Some(next_state) = model.step(&state, &op.input, op.output.as_ref()) {
-            linearized.insert(id);
-            if memo.insert(&linearized, &next_state) {
-                choices.push(Choice {
-                    id,
-                    previous: std::mem::replace(&mut state, next_state),
-                    limit,
-                });
-                if op.return_.is_some() {
-                    known_left -= 1;
+            lookahead.remove(id);
+            if let Some(read) = lookahead.next_read(&events)
+                && !model.can_grow_into(&next_state, ops[read])
+            {
+                // The state can no longer become one the next read accepts: a dead end one
+                // step deeper, with that read as the operation that cannot be placed.
+                record(
+                    &mut deepest,
+                    &choices,
+                    Some(id),
+                    read,
+                    &next_state,
+                    Vec::new(),
+                );
+                lookahead.restore(id);
+            } else {
+                linearized.insert(id);
+                if memo.insert(&linearized, &next_state) {
+                    choices.push(Choice {
+                        id,
+                        previous: std::mem::replace(&mut state, next_state),
+                        limit,
+                    });
+                    if op.return_.is_some() {
+                        known_left -= 1;
+                    }
+                    events.lift(id);
+                    cursor = Cursor::Known(events.next[KNOWN as usize]);
+                    continue;
                 }
-                events.lift(id);
-                cursor = Cursor::Known(events.next[KNOWN as usize]);
-                continue;
+                linearized.remove(id);
+                lookahead.restore(id);
             }
-            linearized.remove(id);
         }
         let next = events.next[node as usize];
         cursor = match cursor {
@@ -381,26 +529,9 @@ pub(crate) fn search<M: Model>(
     Outcome::Legal
 }
 
-/// At a dead end (`limit`, the return of an operation not linearized, reached with no candidate
-/// left), records the choice stack if it is the deepest so far, with the state, the blocked
-/// operation and the operations that could have been tried instead.
-fn record_dead_end<S: Clone>(
-    deepest: &mut Deepest<S>,
-    choices: &[Choice<S>],
-    events: &Events,
-    limit: u32,
-    state: &S,
-) {
-    if deepest.found.is_some() && choices.len() <= deepest.prefix.len() {
-        return;
-    }
-    let keep = deepest.low_water.min(deepest.prefix.len());
-    deepest.prefix.truncate(keep);
-    deepest
-        .prefix
-        .extend(choices[keep..].iter().map(|choice| choice.id));
-    deepest.low_water = choices.len();
-    let blocker = events.op[limit as usize] as usize;
+/// The operations that could have come next at a dead end (`limit`, the return of `blocker`):
+/// called and not linearized.
+fn pending(events: &Events, limit: u32, blocker: usize) -> Vec<usize> {
     let mut pending = Vec::new();
     for sentinel in [KNOWN, UNKNOWN] {
         let mut cursor = events.next[sentinel as usize];
@@ -412,5 +543,30 @@ fn record_dead_end<S: Clone>(
         }
     }
     pending.sort_unstable();
+    pending
+}
+
+/// At a dead end (the choices, then `last` if the dead end is found one step ahead, after which
+/// `blocker` cannot be placed), records the prefix if it is the deepest so far, with the state
+/// after it and the operations that could have been tried instead.
+fn record<S: Clone>(
+    deepest: &mut Deepest<S>,
+    choices: &[Choice<S>],
+    last: Option<usize>,
+    blocker: usize,
+    state: &S,
+    pending: Vec<usize>,
+) {
+    let depth = choices.len() + usize::from(last.is_some());
+    if deepest.found.is_some() && depth <= deepest.prefix.len() {
+        return;
+    }
+    let keep = deepest.low_water.min(deepest.prefix.len());
+    deepest.prefix.truncate(keep);
+    deepest
+        .prefix
+        .extend(choices[keep..].iter().map(|choice| choice.id));
+    deepest.prefix.extend(last);
+    deepest.low_water = choices.len();
     deepest.found = Some((state.clone(), blocker, pending));
 }

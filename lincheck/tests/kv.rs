@@ -389,19 +389,22 @@ fn explanation_lists_the_pending_operations_and_cuts_long_prefixes() {
     );
 }
 
-/// Seven overlapping appends on one key, read at the end: legal, but only after a long search.
-fn hard_history() -> Vec<KvOperation> {
-    let mut history: Vec<KvOperation> = (0..7)
-        .map(|i| append(i, "x", &format!("{i},"), 0, 100))
-        .collect();
-    let all: String = (0..7).rev().map(|i| format!("{i},")).collect();
-    history.push(get(99, "x", &all, 200, 300));
-    history
+/// A long legal history: more steps than a small budget allows.
+fn long_history() -> Vec<KvOperation> {
+    (0..1_000)
+        .flat_map(|i| {
+            let t = 100 * i;
+            [
+                append(0, "x", "a", t, t + 20),
+                get(1, "x", &"a".repeat(i as usize + 1), t + 30, t + 40),
+            ]
+        })
+        .collect()
 }
 
 #[test]
 fn budget_exhaustion_yields_unknown() {
-    let history = hard_history();
+    let history = long_history();
     assert_eq!(
         check_kv(&history, Budget { max_steps: 1_000 }),
         CheckResult::Unknown
@@ -411,7 +414,7 @@ fn budget_exhaustion_yields_unknown() {
 
 #[test]
 fn a_proven_violation_wins_over_an_exhausted_budget() {
-    let mut history = hard_history();
+    let mut history = long_history();
     history.push(put(0, "y", "a", 0, 10));
     history.push(get(0, "y", "b", 20, 30));
     let explanation = match check_kv(&history, Budget { max_steps: 1_000 }) {
@@ -425,4 +428,38 @@ fn a_proven_violation_wins_over_an_exhausted_budget() {
             .to_string()
             .ends_with("(the step budget ran out before 1 other partition(s) were decided)")
     );
+}
+
+/// MIT's unreliable_one_key: five clients each append ten tags to one key, their appends
+/// overlapping, then one read. Without the lookahead (the read constrains every state on the
+/// way) the search tries the orders of the appends one by one.
+#[test]
+fn concurrent_appends_with_one_final_read_are_decided() {
+    let mut history = Vec::new();
+    // Linearized at call + 3 × (4 - client): later clients' appends take effect first.
+    let mut effects = Vec::new();
+    for client in 0..5u64 {
+        for i in 0..10u64 {
+            let call = 20 * i + client;
+            let tag = format!("x {client} {i} y");
+            history.push(append(client, "k", &tag, call, call + 15));
+            effects.push((call + 3 * (4 - client), tag));
+        }
+    }
+    effects.sort();
+    let value: String = effects.iter().map(|(_, tag)| tag.as_str()).collect();
+    let mut read = get(9, "k", &value, 1000, 1010);
+    history.push(read.clone());
+    assert_eq!(check_kv(&history, Budget::DEFAULT), CheckResult::Ok);
+
+    // Two appends of one client swapped: impossible, since they did not overlap.
+    let swapped = value
+        .replacen("x 2 3 y", "@", 1)
+        .replacen("x 2 4 y", "x 2 3 y", 1);
+    read.output = Some(KvOutput {
+        value: swapped.replacen('@', "x 2 4 y", 1),
+    });
+    *history.last_mut().expect("the read") = read;
+    let explanation = illegal(&history);
+    assert_eq!(only(&explanation).unplaceable.index, 50);
 }

@@ -18,7 +18,7 @@ fn shapes() -> impl Strategy<Value = (u64, Shape)> {
         0usize..=60,
         // A few unknown outcomes per history, as when clients give up on lost requests: each
         // pending one multiplies the orders the search may have to try.
-        prop_oneof![Just(0u32), 0u32..=60],
+        prop_oneof![Just(0u32), 0u32..=300],
         prop_oneof![Just(1000u32), 100u32..=900],
     )
         .prop_map(|(seed, clients, keys, operations, unknown, advance)| {

@@ -153,6 +153,40 @@ impl Model for KvModel {
         matches!(input, KvInput::Get { .. })
     }
 
+    /// A read is always omitted, and so is a write whose value appears in no Get output of its
+    /// key that may come after it (an empty append always; an empty put never). Sound because a
+    /// key's value only grows by appends until the next put: a Get after the write and before
+    /// the next put reads a value that contains the written one, so if no Get read it, none came
+    /// in that stretch, and leaving the write out changes no Get. A Get that returned no later
+    /// than the write was called comes before it in every order, so it is not searched.
+    fn can_omit_unknown(&self, op: &KvOperation, partition: &[&KvOperation]) -> bool {
+        let written = match &op.input {
+            KvInput::Get { .. } => return true,
+            // Appending nothing changes nothing; an empty put can be read by any Get.
+            KvInput::Append { value, .. } if value.is_empty() => return true,
+            KvInput::Put { value, .. } if value.is_empty() => return false,
+            KvInput::Put { value, .. } | KvInput::Append { value, .. } => value.as_str(),
+        };
+        !partition.iter().any(|read| {
+            matches!(read.input, KvInput::Get { .. })
+                && read.return_.is_none_or(|ret| ret > op.call)
+                && read
+                    .output
+                    .as_ref()
+                    .is_some_and(|output| output.value.contains(written))
+        })
+    }
+
+    fn only_grows(&self, input: &KvInput) -> bool {
+        !matches!(input, KvInput::Put { .. })
+    }
+
+    fn can_grow_into(&self, state: &KvValue, read: &KvOperation) -> bool {
+        read.output
+            .as_ref()
+            .is_none_or(|output| output.value.starts_with(state.as_str()))
+    }
+
     fn describe_operation(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
         match input {
             KvInput::Get { key } => match output {
@@ -240,6 +274,45 @@ mod tests {
         assert!(KvModel.step(&state, &get("k"), Some(&out("abc"))).is_some());
         assert!(KvModel.step(&state, &get("k"), Some(&out("ab"))).is_none());
         assert!(KvModel.step(&state, &get("k"), None).is_some());
+    }
+
+    #[test]
+    fn unknown_writes_no_read_saw_are_omitted() {
+        let op = |input: KvInput, output: Option<&str>, call: u64, ret: Option<u64>| KvOperation {
+            client_id: 0,
+            input,
+            output: output.map(out),
+            call,
+            return_: ret,
+        };
+        let append = |value: &str| KvInput::Append {
+            key: "k".into(),
+            value: value.into(),
+        };
+        let put = |value: &str| KvInput::Put {
+            key: "k".into(),
+            value: value.into(),
+        };
+        let history = [
+            op(get("k"), Some("xyz"), 10, Some(20)),
+            op(get("k"), Some("old"), 0, Some(5)),
+            op(get("k"), None, 10, Some(20)),
+        ];
+        let history: Vec<&KvOperation> = history.iter().collect();
+        let unknown = |input: KvInput, call: u64| op(input, None, call, None);
+        assert!(!KvModel.can_omit_unknown(&unknown(append("y"), 0), &history));
+        assert!(!KvModel.can_omit_unknown(&unknown(put("xy"), 0), &history));
+        assert!(KvModel.can_omit_unknown(&unknown(append("q"), 0), &history));
+        assert!(KvModel.can_omit_unknown(&unknown(put("zx"), 0), &history));
+        // Called when the read of "xyz" had returned (a return at a call's time precedes it).
+        assert!(KvModel.can_omit_unknown(&unknown(append("y"), 20), &history));
+        assert!(!KvModel.can_omit_unknown(&unknown(append("y"), 19), &history));
+        // "old" was read before the put was called.
+        assert!(KvModel.can_omit_unknown(&unknown(put("old"), 5), &history));
+        // An empty append changes nothing; an empty put can be seen by any read.
+        assert!(KvModel.can_omit_unknown(&unknown(append(""), 0), &history));
+        assert!(!KvModel.can_omit_unknown(&unknown(put(""), 0), &history));
+        assert!(KvModel.can_omit_unknown(&unknown(get("k"), 0), &history));
     }
 
     #[test]
