@@ -537,8 +537,10 @@ impl Cluster {
     /// Ends a pause early. The node's next tick and the messages that waited still come at the
     /// time the pause was to end (its timers were not reset by the early resume).
     pub(crate) fn resume(&mut self, id: NodeId) {
+        let paused = self.env.paused_until(id).is_some();
         if let Some(meta) = self.env.meta.get_mut(slot(id))
             && meta.paused_until.take().is_some()
+            && paused
         {
             let event = self.env.begin_event();
             self.env.record(event, Some(id), EventKind::Resume, 0, None);
