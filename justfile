@@ -49,3 +49,8 @@ run SCENARIO SEED *ARGS:
 # Replays a failure exactly, printing its trace.
 replay SCENARIO SEED *ARGS:
     cargo run --release --bin sim -- replay {{SCENARIO}} {{SEED}} --trace {{ARGS}}
+
+# Coverage-guided fuzzing (not in CI): bytes decode into a fault schedule (`schedule`) or a
+# message (`message`). Needs `cargo install cargo-fuzz`; `-s none` works on stable Rust.
+fuzz-cargo TARGET="schedule" *ARGS:
+    cd fuzz && cargo fuzz run -s none {{TARGET}} {{ARGS}}
