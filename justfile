@@ -27,6 +27,22 @@ list:
 fuzz *ARGS:
     cargo run --release --bin sim -- fuzz {{ARGS}}
 
+# A swarm campaign: randomized fault mixes, crash points, a liveness phase (e.g. `just swarm --time 10m`).
+swarm *ARGS:
+    cargo run --release --bin sim -- fuzz swarm {{ARGS}}
+
+# The canary: every swarm run with a corrupted durable log; exits 0 only if every one is caught.
+canary *ARGS:
+    cargo run --release --bin sim -- fuzz --canary --seeds 60 {{ARGS}}
+
+# Shrinks a failing swarm run to a minimal schedule (written to a JSON file it names).
+shrink SCENARIO SEED *ARGS:
+    cargo run --release --bin sim -- shrink {{SCENARIO}} {{SEED}} {{ARGS}}
+
+# Replays a schedule file written by `just shrink`, printing its trace.
+replay-schedule SCENARIO FILE *ARGS:
+    cargo run --release --bin sim -- replay {{SCENARIO}} --schedule {{FILE}} --trace {{ARGS}}
+
 # Runs one scenario on one seed.
 run SCENARIO SEED *ARGS:
     cargo run --release --bin sim -- run {{SCENARIO}} --seed {{SEED}} {{ARGS}}
@@ -67,3 +83,8 @@ kv *ARGS:
 # acknowledged write must be there once (CRASH_TEST_KILLS=N for more kills).
 crash-test:
     cargo test --release -p node --test crash -- --ignored --nocapture
+
+# Coverage-guided fuzzing (not in CI): bytes decode into a fault schedule (`schedule`) or a
+# message (`message`). Needs `cargo install cargo-fuzz`; `-s none` works on stable Rust.
+fuzz-cargo TARGET="schedule" *ARGS:
+    cd fuzz && cargo fuzz run -s none {{TARGET}} {{ARGS}}

@@ -911,6 +911,12 @@ impl Node {
     }
 
     /// Follows `leader` in `term`. A higher term clears the vote (and is persisted).
+    ///
+    /// The election timer keeps running: only a leader's AppendEntries, a granted vote or a new
+    /// campaign restart it (Figure 2). Restarting it on every higher term lets candidates that
+    /// cannot win (their logs are behind) hold back, election after election, the nodes that
+    /// could: with clocks that make the stale nodes time out first, the cluster never elects a
+    /// leader again (found by swarm/snapshots/n5, seed 0x7a12ece75a6b704).
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         if term > self.term() {
             self.durable.hard_state = HardState {
@@ -924,7 +930,6 @@ impl Node {
         self.progress.clear();
         self.votes_granted.clear();
         self.votes_refused.clear();
-        self.reset_election_timer();
     }
 
     fn reset_election_timer(&mut self) {

@@ -261,6 +261,43 @@ fn granting_a_vote_resets_the_election_timer() {
 }
 
 #[test]
+fn a_higher_term_from_a_candidate_it_refuses_does_not_restart_the_election_timer() {
+    // Figure 2: only a leader's AppendEntries, a granted vote or a campaign restart the timer.
+    // A candidate whose log is behind, at a higher term, must not hold this node back, or
+    // stale candidates with fast clocks keep an up-to-date node from ever campaigning.
+    let mut node = follower_with_log(3, 2, &[1, 2]);
+    let timeout = node.election_timeout_ticks();
+    tick_n(&mut node, timeout - 1);
+    let refused = receive(&mut node, id(2), Term(5), request_vote(1, 1));
+    assert!(!vote_reply(&only_send(&refused.outputs, id(2))));
+    assert_eq!(node.term(), Term(5));
+    assert_eq!(
+        node.election_timeout_ticks(),
+        timeout,
+        "the timeout was drawn again"
+    );
+    tick_n(&mut node, 1);
+    assert_eq!(
+        node.role(),
+        Role::Candidate,
+        "the timer restarted on a refused vote"
+    );
+    assert_eq!(node.term(), Term(6));
+}
+
+#[test]
+fn a_leader_stepping_down_on_a_higher_term_campaigns_within_one_timeout() {
+    let mut node = fresh();
+    make_leader(&mut node);
+    tick_n(&mut node, 100);
+    receive(&mut node, id(2), Term(9), request_vote(0, 0));
+    assert_eq!(node.role(), Role::Follower);
+    let limit = node.election_timeout_ticks();
+    tick_n(&mut node, limit);
+    assert_eq!(node.role(), Role::Candidate);
+}
+
+#[test]
 fn candidate_starts_a_new_election_when_its_timeout_elapses_again() {
     let mut node = fresh();
     tick_until_campaign(&mut node);

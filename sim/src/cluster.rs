@@ -32,6 +32,11 @@ use std::task::Waker;
 /// memory).
 pub const PENDING_EVENTS_MAX: usize = 4_000_000;
 
+/// The most message bytes (postcard sizes) in flight at once. A message storm (a core that
+/// resends or answers without end) fails the run as a liveness failure instead of eating the
+/// machine's memory; correct runs stay far below it.
+pub const IN_FLIGHT_BYTES_MAX: u64 = 256 << 20;
+
 /// What `Cluster::next_event` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -99,6 +104,8 @@ struct Env {
     next_rpc: u64,
     /// The run's last mid-step crash, with what it cut short.
     last_mid_step_crash: Option<MidStepCrash>,
+    /// Postcard bytes of the messages scheduled for delivery and not yet delivered or lost.
+    in_flight_bytes: u64,
 }
 
 /// A client request a leader proposed and has not answered yet.
@@ -170,6 +177,7 @@ impl Cluster {
             rpcs: BTreeMap::new(),
             next_rpc: 0,
             last_mid_step_crash: None,
+            in_flight_bytes: 0,
         };
         let mut cluster = Cluster {
             nodes: vec![None; count],
@@ -363,6 +371,7 @@ impl Cluster {
             self.env.schedule(until, Event::Deliver(flight));
             return;
         }
+        self.env.in_flight_bytes = self.env.in_flight_bytes.saturating_sub(flight.bytes);
         let InFlight {
             from,
             to,
@@ -537,8 +546,10 @@ impl Cluster {
     /// Ends a pause early. The node's next tick and the messages that waited still come at the
     /// time the pause was to end (its timers were not reset by the early resume).
     pub(crate) fn resume(&mut self, id: NodeId) {
+        let paused = self.env.paused_until(id).is_some();
         if let Some(meta) = self.env.meta.get_mut(slot(id))
             && meta.paused_until.take().is_some()
+            && paused
         {
             let event = self.env.begin_event();
             self.env.record(event, Some(id), EventKind::Resume, 0, None);
@@ -1264,6 +1275,16 @@ impl Env {
             message,
         };
         let duplicate = duplicate_delay_us.map(|delay_us| (delay_us, flight.clone()));
+        let copies = 1 + u64::from(duplicate.is_some());
+        self.in_flight_bytes = self.in_flight_bytes.saturating_add(bytes * copies);
+        if self.in_flight_bytes > IN_FLIGHT_BYTES_MAX {
+            let message = format!(
+                "more than {} MiB of messages in flight: a message storm",
+                IN_FLIGHT_BYTES_MAX >> 20
+            );
+            self.fail(FailureKind::Liveness, message);
+            return;
+        }
         self.schedule(self.now.plus_us(delay_us), Event::Deliver(flight));
         if let Some((delay_us, copy)) = duplicate {
             self.schedule(self.now.plus_us(delay_us), Event::Deliver(copy));

@@ -83,12 +83,18 @@ impl Faults {
     }
 }
 
+/// The most events a swarm run may take: a hundred times what the largest runs need. A run
+/// past it is a storm (a core that never settles) and fails as a liveness failure, in bounded
+/// time and memory.
+pub const EVENTS_MAX: u64 = 4_000_000;
+
 /// Runs `schedule` on the cluster: its fault phase, then its liveness phase.
 pub async fn execute(t: Tester, schedule: Schedule) -> TestResult {
     let nodes = u32::try_from(t.servers()).unwrap_or(u32::MAX);
     schedule
         .validate(nodes)
         .map_err(|error| TestError::check(format!("bad schedule: {error}")))?;
+    let _watchdog = t.spawn(watchdog(t.clone()));
     let mut faults = Faults::new(t.servers());
     let mut timeline: BTreeMap<(u64, u64), Step> = schedule
         .events
@@ -121,6 +127,20 @@ pub async fn execute(t: Tester, schedule: Schedule) -> TestResult {
     }
     sleep_until_ms(&t, end_ms).await;
     liveness::check(&t, &schedule.liveness, &mut faults).await
+}
+
+/// Fails the run once it has taken more than [`EVENTS_MAX`] events (checked every 50 ms of
+/// virtual time).
+async fn watchdog(t: Tester) -> TestResult {
+    loop {
+        t.sleep_ms(50).await;
+        if t.events() > EVENTS_MAX {
+            return Err(TestError::liveness(format!(
+                "more than {EVENTS_MAX} events by {} ms: the cluster never settles",
+                t.now_ms()
+            )));
+        }
+    }
 }
 
 async fn sleep_until_ms(t: &Tester, at_ms: u64) {

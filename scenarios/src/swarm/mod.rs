@@ -10,6 +10,7 @@
 //! replayed from it ([`run_schedule`]), and a campaign can plant a canary in it
 //! ([`Schedule::with_canary`]).
 
+pub mod bytes;
 pub mod exec;
 mod liveness;
 pub mod params;

@@ -2,7 +2,8 @@
 //!
 //! One module per property, named after it: `election_safety`, `log_matching`,
 //! `leader_completeness`, `state_machine_safety`, `committed_immutable`, `apply_order`,
-//! `snapshot_monotonic`, `monotonic` and `index_bounds`. [`Checkers`] feeds each event to
+//! `snapshot_monotonic`, `monotonic`, `index_bounds` and `persist_first` (the core's
+//! persist-before-send contract). [`Checkers`] feeds each event to
 //! the checkers that care about it and stops at the first violation.
 //!
 //! Logs are compared by chained prefix fingerprints (`hash`): the log-matching checker keeps a
@@ -26,6 +27,7 @@ mod leader_completeness;
 mod log_matching;
 mod mirror;
 mod monotonic;
+mod persist_first;
 mod snapshot_monotonic;
 mod state_machine_safety;
 #[cfg(test)]
@@ -39,6 +41,7 @@ use index_bounds::IndexBounds;
 use leader_completeness::LeaderCompleteness;
 use log_matching::LogMatching;
 use monotonic::Monotonic;
+use persist_first::PersistFirst;
 use raft::{Node, NodeId, Output, Persist};
 use snapshot_monotonic::SnapshotMonotonic;
 use state_machine_safety::StateMachineSafety;
@@ -91,6 +94,7 @@ pub struct Checkers {
     snapshot_monotonic: SnapshotMonotonic,
     monotonic: Monotonic,
     index_bounds: IndexBounds,
+    persist_first: PersistFirst,
 }
 
 impl Checkers {
@@ -111,6 +115,7 @@ impl Checkers {
             snapshot_monotonic: SnapshotMonotonic::new(&ids),
             monotonic: Monotonic::new(&ids),
             index_bounds: IndexBounds,
+            persist_first: PersistFirst::new(&ids),
             ids,
         }
     }
@@ -118,21 +123,26 @@ impl Checkers {
     /// After the driver performed one output of `node`'s current step (called for every output,
     /// in order).
     pub fn on_output(&mut self, node: NodeId, output: &Output) -> Result<(), Violation> {
+        if let Output::Send { .. } = output {
+            // The common case (heartbeats, replies): only the step's order is noted.
+            if let Ok(slot) = self.slot(node) {
+                self.persist_first.on_output(slot, output)?;
+            }
+            return Ok(());
+        }
+        let slot = self.live_slot(node)?;
+        self.persist_first.on_output(slot, output)?;
         match output {
-            // The common case (heartbeats, replies): nothing to check, nothing to look up.
             Output::Send { .. } => Ok(()),
             Output::Persist(Persist::HardState(hard_state)) => {
-                let slot = self.live_slot(node)?;
                 self.monotonic.on_hard_state(slot, hard_state)?;
                 self.election_safety.on_hard_state(slot, hard_state)
             }
             Output::Persist(Persist::Append(entries)) => {
-                let slot = self.live_slot(node)?;
                 self.committed_immutable.on_append(slot, entries)?;
                 self.log_matching.on_append(slot, entries)
             }
             Output::Persist(Persist::Snapshot(snapshot)) => {
-                let slot = self.live_slot(node)?;
                 self.monotonic.on_snapshot(slot, snapshot);
                 let mirror = self.log_matching.mirror(slot);
                 let Some(hash) = self
@@ -146,13 +156,11 @@ impl Checkers {
                 Ok(())
             }
             Output::Apply(entries) => {
-                let slot = self.live_slot(node)?;
                 self.apply_order.on_apply(slot, entries)?;
                 self.snapshot_monotonic.on_apply(slot, entries);
                 self.state_machine_safety.on_apply(slot, entries)
             }
             Output::Restore(snapshot) => {
-                let slot = self.live_slot(node)?;
                 self.snapshot_monotonic.on_restore(slot, snapshot)?;
                 self.apply_order.on_restore(slot, snapshot);
                 self.state_machine_safety.on_restore(slot, snapshot)
@@ -163,6 +171,7 @@ impl Checkers {
     /// After a step completed (all its outputs performed), with the node's state.
     pub fn after_step(&mut self, node: &Node) -> Result<(), Violation> {
         let slot = self.live_slot(node.id())?;
+        self.persist_first.end_step(slot);
         self.index_bounds.check(node)?;
         self.monotonic.after_step(slot, node)?;
         self.apply_order.after_step(slot, node)?;
@@ -183,6 +192,7 @@ impl Checkers {
             return;
         };
         self.down[slot] = true;
+        self.persist_first.end_step(slot);
         self.election_safety.on_crash(slot);
         self.leader_completeness.on_crash(slot);
     }
@@ -191,6 +201,7 @@ impl Checkers {
     pub fn on_restart(&mut self, node: &Node) -> Result<(), Violation> {
         let slot = self.slot(node.id())?;
         self.down[slot] = false;
+        self.persist_first.end_step(slot);
         self.leader_completeness.on_crash(slot);
         self.apply_order.on_restart(slot, node);
         self.snapshot_monotonic.on_restart(slot, node);

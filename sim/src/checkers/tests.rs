@@ -580,6 +580,54 @@ fn election_safety_fires_on_a_vote_forgotten_across_a_restart() {
     assert_fires(checkers.on_restart(&node), "election_safety");
 }
 
+// ----- Persist first -----
+
+fn send_to(to: u32) -> Output {
+    Output::Send {
+        to: NodeId(to),
+        message: Message {
+            term: Term(2),
+            payload: Payload::RequestVoteReply { granted: true },
+        },
+    }
+}
+
+#[test]
+fn persist_first_fires_on_a_write_after_a_send_of_the_same_step() {
+    let mut checkers = Checkers::new(&ids(3));
+    // Write, then send: the contract.
+    checkers
+        .on_output(NodeId(1), &hard_state(2, Some(2)))
+        .unwrap();
+    checkers.on_output(NodeId(1), &send_to(2)).unwrap();
+    // A new step of another node, and of the same node after its step ended, start clean.
+    checkers.on_output(NodeId(2), &hard_state(2, None)).unwrap();
+    let node = restored(1, 3, durable(2, Some(2), None, vec![]));
+    checkers.after_step(&node).unwrap();
+    checkers
+        .on_output(NodeId(1), &hard_state(2, Some(2)))
+        .unwrap();
+    checkers.on_output(NodeId(1), &send_to(2)).unwrap();
+    // Send, then write, in one step: the vote could be forgotten after the reply left.
+    let violation = assert_fires(
+        checkers.on_output(NodeId(1), &hard_state(3, Some(3))),
+        "persist_first",
+    );
+    assert!(violation.message.contains("n1"), "{violation}");
+}
+
+#[test]
+fn persist_first_forgets_a_step_cut_short_by_a_crash() {
+    let mut checkers = Checkers::new(&ids(3));
+    checkers.on_output(NodeId(1), &send_to(2)).unwrap();
+    checkers.on_crash(NodeId(1));
+    let node = restored(1, 3, durable(2, None, None, vec![]));
+    checkers.on_restart(&node).unwrap();
+    checkers
+        .on_output(NodeId(1), &hard_state(3, Some(1)))
+        .unwrap();
+}
+
 // ----- Log matching -----
 
 #[test]
@@ -1091,7 +1139,7 @@ fn driver_mistakes_are_reported_as_such() {
         checkers.on_output(NodeId(2), &hard_state(1, None)),
         "driver",
     );
-    // Sends are not looked at (the hot path).
+    // Sends are only noted for the persist-first order (the hot path).
     let send = Output::Send {
         to: NodeId(1),
         message: Message {

@@ -670,6 +670,12 @@ impl Tester {
 
     // ----- Faults beyond the labs' -----
 
+    /// Events handled so far in the run.
+    #[must_use]
+    pub fn events(&self) -> u64 {
+        self.inner.cluster.borrow().events()
+    }
+
     /// The run's root seed (for scenarios that derive their own plan from it).
     #[must_use]
     pub fn seed(&self) -> u64 {
