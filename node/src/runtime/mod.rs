@@ -412,7 +412,7 @@ impl<S: StateMachine> Driver<S> {
             }
         };
         if let Err(error) = &result {
-            tracing::error!(%error, "driver stopped");
+            tracing::error!(id = %self.node.id(), %error, "driver stopped");
         }
         self.fail_pending(ProposeError::Stopped);
         // Wait for the transport's tasks to end, so the listener's port is free on return.
@@ -601,6 +601,7 @@ impl<S: StateMachine> Driver<S> {
         let before = *self.status.borrow();
         if before.role != Some(self.node.role()) || before.leader != self.node.leader() {
             tracing::info!(
+                id = %self.node.id(),
                 role = ?self.node.role(),
                 term = %self.node.term(),
                 leader = ?self.node.leader().map(|l| l.0),
