@@ -11,6 +11,9 @@
 //! `cargo test --release -p node --test crash -- --ignored --nocapture` (`just crash-test`).
 //! `CRASH_TEST_KILLS` sets the number of kills (default 8).
 
+// Real sockets, files and processes; the simulated counterpart is tests/madsim.rs.
+#![cfg(not(madsim))]
+
 use node::kv::{TcpTransport, random_u64};
 use services::clerk::{Clerk, Transport};
 use services::kv::Op;

@@ -116,6 +116,9 @@ pub enum DriverError {
     /// The transport's inbound channel closed.
     #[error("the transport stopped")]
     TransportStopped,
+    /// The driver task panicked (a bug) or was cancelled.
+    #[error("the driver task failed: {0}")]
+    TaskFailed(String),
 }
 
 /// Why a proposal has no result.
@@ -346,8 +349,7 @@ where
         let _ = self.stop.send(());
         match self.task.await {
             Ok(result) => result,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Ok(()),
+            Err(join) => Err(DriverError::TaskFailed(join.to_string())),
         }
     }
 
@@ -355,8 +357,7 @@ where
     pub async fn wait(&mut self) -> Result<(), DriverError> {
         match (&mut self.task).await {
             Ok(result) => result,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Ok(()),
+            Err(join) => Err(DriverError::TaskFailed(join.to_string())),
         }
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod frame;
 
+use crate::tasks::TaskGroup;
 use raft::{Message, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 
 /// What travels on a peer connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +203,7 @@ pub struct Transport {
     queues: BTreeMap<NodeId, Arc<PeerQueue>>,
     max_frame_bytes: usize,
     stats: Arc<TransportStats>,
-    tasks: JoinSet<()>,
+    tasks: TaskGroup,
 }
 
 impl Transport {
@@ -218,7 +219,7 @@ impl Transport {
         let stats = Arc::new(TransportStats::default());
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_capacity.max(1));
         let config = Arc::new(config);
-        let mut tasks = JoinSet::new();
+        let mut tasks = TaskGroup::default();
         let mut queues = BTreeMap::new();
         let mut peer_up = BTreeMap::new();
         for (&peer, &addr) in peers.iter().filter(|(peer, _)| **peer != id) {
@@ -391,10 +392,9 @@ async fn accept(
     stats: Arc<TransportStats>,
 ) {
     let current: Arc<Mutex<BTreeMap<NodeId, AbortHandle>>> = Arc::default();
-    let mut connections = JoinSet::new();
+    // Dropped with this task, which aborts every connection.
+    let mut connections = TaskGroup::default();
     loop {
-        // Reap finished connection tasks so the set stays bounded by live connections.
-        while connections.try_join_next().is_some() {}
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
