@@ -142,6 +142,8 @@ where
                 frame::encode(&more, usize::MAX, &mut bytes)?;
             }
             write.write_all(&bytes).await?;
+            // A no-op on a real socket; madsim's simulated stream sends on flush.
+            write.flush().await?;
         }
         Ok::<(), FrameError>(())
     });

@@ -395,7 +395,10 @@ impl<S: StateMachine> Driver<S> {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         self.publish_status();
         let result = loop {
+            // `biased`: a fixed polling order draws no randomness, so a run on madsim replays
+            // exactly from its seed. The batch below drains both queues, so neither starves.
             let event = tokio::select! {
+                biased;
                 _ = &mut stop => break Ok(()),
                 _ = ticker.tick() => Event::Tick,
                 inbound = self.inbound.recv() => match inbound {
@@ -425,12 +428,20 @@ impl<S: StateMachine> Driver<S> {
     /// outputs, then compacts if the log has grown past the threshold.
     fn handle_batch(&mut self, first: Event<S>) -> Result<(), DriverError> {
         self.handle_event(first);
-        for _ in 1..self.batch_inputs_max {
+        let mut taken = 1;
+        while taken < self.batch_inputs_max {
+            let mut progressed = false;
             if let Ok(inbound) = self.inbound.try_recv() {
                 self.handle_event(Event::Inbound(inbound));
-            } else if let Ok(request) = self.requests.try_recv() {
+                taken += 1;
+                progressed = true;
+            }
+            if let Ok(request) = self.requests.try_recv() {
                 self.handle_event(Event::Request(request));
-            } else {
+                taken += 1;
+                progressed = true;
+            }
+            if !progressed {
                 break;
             }
         }

@@ -333,6 +333,7 @@ async fn outgoing(link: Link, config: Arc<TransportConfig>, stats: Arc<Transport
             }
         }
         tokio::select! {
+            biased;
             () = tokio::time::sleep(backoff) => {}
             () = peer_up.notified() => tracing::debug!(%peer, "peer is back; reconnecting now"),
         }
@@ -372,7 +373,13 @@ async fn write_queue(
             }
         }
         if !bytes.is_empty() {
-            if let Err(error) = stream.write_all(&bytes).await {
+            // A no-op on a real socket; madsim's simulated stream sends on flush.
+            if let Err(error) = async {
+                stream.write_all(&bytes).await?;
+                stream.flush().await
+            }
+            .await
+            {
                 return error.into();
             }
             stats.sent.fetch_add(batch_len, Ordering::Relaxed);
@@ -450,7 +457,9 @@ impl InboundConnection {
             self.replace_older_connection(from, me);
         }
         if let Some(up) = self.peer_up.get(&from) {
-            up.notify_one();
+            // Only a link waiting out its backoff right now needs waking; no permit is stored,
+            // so a link that is connected does not later skip a backoff for a stale reason.
+            up.notify_waiters();
         }
         loop {
             match frame::read(&mut reader, max, &mut buf).await {
