@@ -155,42 +155,62 @@ async fn append_client(
     }
 }
 
-/// One fault at a time, chosen by the seed: a kill and restart, a node cut off, or one link cut.
+/// Faults chosen by the seed, started every 0.2-1.5 s and lasting 0.1-3 s, so they overlap:
+/// a node killed and restarted, a node cut off from everyone, or one link cut both ways. Two
+/// overlapping faults can take a majority away for a while; the clerks must ride it out.
 async fn inject_faults(sim: &Sim, duration: Duration) -> usize {
-    let handle = Handle::current();
-    let net = NetSim::current();
     let mut rng = thread_rng();
     let end = tokio::time::Instant::now() + duration;
-    let mut faults = 0;
+    let mut faults = Vec::new();
+    // A node already down is not killed again (its restart belongs to the first kill).
+    let down: Arc<Mutex<Vec<bool>>> = Arc::new(Mutex::new(vec![false; sim.n]));
     while tokio::time::Instant::now() < end {
-        faults += 1;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1500))).await;
         let victim_index = rng.gen_range(0..sim.n);
+        let other_index = (victim_index + rng.gen_range(1..sim.n)) % sim.n;
         let victim = sim.servers[victim_index].id();
-        let length = Duration::from_millis(rng.gen_range(100..2000));
-        match rng.gen_range(0..3) {
-            0 => {
-                handle.kill(victim);
-                tokio::time::sleep(length).await;
-                handle.restart(victim);
-            }
-            1 => {
-                net.clog_node(victim);
-                tokio::time::sleep(length).await;
-                net.unclog_node(victim);
-            }
-            _ => {
-                let other_index = (victim_index + rng.gen_range(1..sim.n)) % sim.n;
-                let other = sim.servers[other_index].id();
-                net.clog_link(victim, other);
-                net.clog_link(other, victim);
-                tokio::time::sleep(length).await;
-                net.unclog_link(victim, other);
-                net.unclog_link(other, victim);
+        let other = sim.servers[other_index].id();
+        let length = Duration::from_millis(rng.gen_range(100..3000));
+        let mut kind = rng.gen_range(0..3);
+        if kind == 0 {
+            let mut down = down.lock().unwrap();
+            if down[victim_index] {
+                kind = 1;
+            } else {
+                down[victim_index] = true;
             }
         }
+        let down = down.clone();
+        faults.push(tokio::spawn(async move {
+            let handle = Handle::current();
+            let net = NetSim::current();
+            match kind {
+                0 => {
+                    handle.kill(victim);
+                    tokio::time::sleep(length).await;
+                    handle.restart(victim);
+                    down.lock().unwrap()[victim_index] = false;
+                }
+                1 => {
+                    net.clog_node(victim);
+                    tokio::time::sleep(length).await;
+                    net.unclog_node(victim);
+                }
+                _ => {
+                    net.clog_link(victim, other);
+                    net.clog_link(other, victim);
+                    tokio::time::sleep(length).await;
+                    net.unclog_link(victim, other);
+                    net.unclog_link(other, victim);
+                }
+            }
+        }));
     }
-    faults
+    let count = faults.len();
+    for fault in faults {
+        fault.await.unwrap();
+    }
+    count
 }
 
 /// Runs `clients` append clients against an `n`-node cluster under faults for `duration` of
