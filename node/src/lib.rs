@@ -16,3 +16,5 @@ pub mod runtime;
 pub mod serve;
 pub mod storage;
 pub mod transport;
+
+mod tasks;

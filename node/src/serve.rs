@@ -12,6 +12,7 @@
 //! `request_timeout` (a leader cut off in a minority never hangs a client).
 
 use crate::runtime::{Handle, ProposeError};
+use crate::tasks::TaskGroup;
 use crate::transport::frame::{self, FrameError};
 use raft::{NodeId, StateMachine};
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,6 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
 
 /// A client's request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,14 +96,13 @@ where
     S::Output: Serialize + Send + 'static,
 {
     let options = Arc::new(options);
-    let mut connections = JoinSet::new();
+    let mut connections = TaskGroup::default();
     loop {
-        while connections.try_join_next().is_some() {}
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let handle = handle.clone();
                 let options = options.clone();
-                connections.spawn(async move {
+                let _ = connections.spawn(async move {
                     if let Err(error) = connection(stream, handle, options).await {
                         tracing::debug!(%remote, %error, "client connection closed");
                     }
@@ -128,7 +127,7 @@ where
     S::Output: Serialize + Send + 'static,
 {
     stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     let inflight = Arc::new(Semaphore::new(options.inflight_per_connection_max.max(1)));
     let (responses_tx, mut responses) = mpsc::channel::<ClientResponse>(1024);
@@ -143,6 +142,8 @@ where
                 frame::encode(&more, usize::MAX, &mut bytes)?;
             }
             write.write_all(&bytes).await?;
+            // A no-op on a real socket; madsim's simulated stream sends on flush.
+            write.flush().await?;
         }
         Ok::<(), FrameError>(())
     });

@@ -1,5 +1,8 @@
 //! Three in-process nodes over loopback TCP with real files: election, replication, restart.
 
+// Real sockets, files and processes; the simulated counterpart is tests/madsim.rs.
+#![cfg(not(madsim))]
+
 use node::runtime::{Handle, NodeOptions, ProposeError, RunningNode, Status};
 use raft::{Index, NodeId, Role, StateMachine};
 use std::collections::BTreeMap;
@@ -7,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 /// Failure bound for every wait: the tests never rely on it to pass.
 const BOUND: Duration = Duration::from_secs(20);
@@ -142,14 +144,14 @@ impl Cluster {
     /// and how many ended with an unknown outcome.
     async fn propose_all(&self, values: std::ops::Range<u64>) -> (u64, u64) {
         let leader = self.handle(self.leader().await);
-        let mut set = JoinSet::new();
+        let mut tasks = Vec::new();
         for value in values {
             let leader = leader.clone();
-            set.spawn(async move { leader.propose(value).await });
+            tasks.push(tokio::spawn(async move { leader.propose(value).await }));
         }
         let (mut ok, mut unknown) = (0, 0);
-        while let Some(result) = tokio::time::timeout(BOUND, set.join_next()).await.unwrap() {
-            match result.unwrap() {
+        for task in tasks {
+            match tokio::time::timeout(BOUND, task).await.unwrap().unwrap() {
                 Ok(_) => ok += 1,
                 Err(ProposeError::Unknown | ProposeError::NotLeader { .. }) => unknown += 1,
                 Err(error) => panic!("proposal failed: {error}"),

@@ -2,15 +2,19 @@
 //! random nodes killed with SIGKILL and restarted in a loop, then a check that no acknowledged
 //! write was lost or applied twice.
 //!
-//! Every client appends its own tokens `c<client>.<n>;` to its own key, one at a time, so the
-//! final value of each key must hold every acknowledged token exactly once and in order (an
-//! unacknowledged one — the client gave up — may be there or not, at most once). That is the
-//! labs' append check, and it catches lost, duplicated and reordered writes.
+//! The check is the labs' append check (`common/mod.rs`): every acknowledged append present
+//! exactly once and in order.
 //!
 //! It takes a few seconds, so it is ignored by `cargo test`; run it with
 //! `cargo test --release -p node --test crash -- --ignored --nocapture` (`just crash-test`).
 //! `CRASH_TEST_KILLS` sets the number of kills (default 8).
 
+// Real sockets, files and processes; the simulated counterpart is tests/madsim.rs.
+#![cfg(not(madsim))]
+
+mod common;
+
+use common::{History, check};
 use node::kv::{TcpTransport, random_u64};
 use services::clerk::{Clerk, Transport};
 use services::kv::Op;
@@ -116,24 +120,15 @@ impl Rng {
     }
 }
 
-/// What one client did: tokens acknowledged, and tokens whose outcome is unknown.
-struct History {
-    acked: Vec<u64>,
-    unknown: Vec<u64>,
-}
-
 async fn client(id: u64, servers: Vec<SocketAddr>, stop: Arc<AtomicBool>) -> History {
     let mut clerk = Clerk::new(TcpTransport::new(servers), (random_u64() >> 8) + id);
-    let mut history = History {
-        acked: Vec::new(),
-        unknown: Vec::new(),
-    };
+    let mut history = History::default();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let op = Op::Append {
-            key: format!("k{id}"),
-            value: format!("c{id}.{n};"),
+            key: common::key(id),
+            value: common::token(id, n),
         };
         let deadline = clerk_now(&clerk) + OP_DEADLINE.as_micros() as u64;
         match clerk.execute_by(op, deadline).await {
@@ -146,42 +141,6 @@ async fn client(id: u64, servers: Vec<SocketAddr>, stop: Arc<AtomicBool>) -> His
 
 fn clerk_now(clerk: &Clerk<TcpTransport>) -> u64 {
     clerk.transport().now_us()
-}
-
-/// Checks the append invariant for one client's key.
-fn check(id: u64, value: &str, history: &History) {
-    let tokens: Vec<u64> = value
-        .split(';')
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let (client, n) = t
-                .strip_prefix('c')
-                .and_then(|t| t.split_once('.'))
-                .unwrap_or_else(|| panic!("k{id}: malformed token {t:?}"));
-            assert_eq!(
-                client,
-                id.to_string(),
-                "k{id}: another client's token {t:?}"
-            );
-            n.parse().unwrap()
-        })
-        .collect();
-    assert!(
-        tokens.windows(2).all(|w| w[0] < w[1]),
-        "k{id}: tokens duplicated or out of order: {tokens:?}"
-    );
-    for n in &history.acked {
-        assert!(
-            tokens.contains(n),
-            "k{id}: acknowledged append {n} was lost"
-        );
-    }
-    for n in &tokens {
-        assert!(
-            history.acked.contains(n) || history.unknown.contains(n),
-            "k{id}: append {n} was never issued"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

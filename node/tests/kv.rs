@@ -1,6 +1,9 @@
 //! The key/value service end to end in one process: three servers over loopback TCP with real
 //! files, clerks over the TCP client transport, a leader stopped and restarted.
 
+// Real sockets, files and processes; the simulated counterpart is tests/madsim.rs.
+#![cfg(not(madsim))]
+
 use node::kv::TcpTransport;
 use node::runtime::{NodeOptions, RunningNode};
 use node::serve::{ServeOptions, serve};

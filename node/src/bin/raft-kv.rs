@@ -224,13 +224,13 @@ struct ClientResult {
 
 async fn bench(servers: Vec<SocketAddr>, load: Load) -> ExitCode {
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Vec::new();
     for client in 0..load.clients {
         let ops = load.ops / load.clients + usize::from(client < load.ops % load.clients);
         let servers = servers.clone();
         let (workload, value_bytes, keys, timeout) =
             (load.workload, load.value_bytes, load.keys, load.timeout);
-        tasks.spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut clerk = Clerk::new(TcpTransport::new(servers), random_u64() >> 2);
             let value = "x".repeat(value_bytes);
             let mut result = ClientResult::default();
@@ -258,12 +258,12 @@ async fn bench(servers: Vec<SocketAddr>, load: Load) -> ExitCode {
                 }
             }
             result
-        });
+        }));
     }
     let mut latencies_us = Vec::with_capacity(load.ops);
     let mut errors = 0;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
+    for task in tasks {
+        match task.await {
             Ok(result) => {
                 latencies_us.extend(result.latencies_us);
                 errors += result.errors;

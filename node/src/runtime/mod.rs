@@ -116,6 +116,9 @@ pub enum DriverError {
     /// The transport's inbound channel closed.
     #[error("the transport stopped")]
     TransportStopped,
+    /// The driver task panicked (a bug) or was cancelled.
+    #[error("the driver task failed: {0}")]
+    TaskFailed(String),
 }
 
 /// Why a proposal has no result.
@@ -346,8 +349,7 @@ where
         let _ = self.stop.send(());
         match self.task.await {
             Ok(result) => result,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Ok(()),
+            Err(join) => Err(DriverError::TaskFailed(join.to_string())),
         }
     }
 
@@ -355,8 +357,7 @@ where
     pub async fn wait(&mut self) -> Result<(), DriverError> {
         match (&mut self.task).await {
             Ok(result) => result,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Ok(()),
+            Err(join) => Err(DriverError::TaskFailed(join.to_string())),
         }
     }
 }
@@ -394,7 +395,10 @@ impl<S: StateMachine> Driver<S> {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         self.publish_status();
         let result = loop {
+            // `biased`: a fixed polling order draws no randomness, so a run on madsim replays
+            // exactly from its seed. The batch below drains both queues, so neither starves.
             let event = tokio::select! {
+                biased;
                 _ = &mut stop => break Ok(()),
                 _ = ticker.tick() => Event::Tick,
                 inbound = self.inbound.recv() => match inbound {
@@ -412,7 +416,7 @@ impl<S: StateMachine> Driver<S> {
             }
         };
         if let Err(error) = &result {
-            tracing::error!(%error, "driver stopped");
+            tracing::error!(id = %self.node.id(), %error, "driver stopped");
         }
         self.fail_pending(ProposeError::Stopped);
         // Wait for the transport's tasks to end, so the listener's port is free on return.
@@ -424,12 +428,20 @@ impl<S: StateMachine> Driver<S> {
     /// outputs, then compacts if the log has grown past the threshold.
     fn handle_batch(&mut self, first: Event<S>) -> Result<(), DriverError> {
         self.handle_event(first);
-        for _ in 1..self.batch_inputs_max {
+        let mut taken = 1;
+        while taken < self.batch_inputs_max {
+            let mut progressed = false;
             if let Ok(inbound) = self.inbound.try_recv() {
                 self.handle_event(Event::Inbound(inbound));
-            } else if let Ok(request) = self.requests.try_recv() {
+                taken += 1;
+                progressed = true;
+            }
+            if let Ok(request) = self.requests.try_recv() {
                 self.handle_event(Event::Request(request));
-            } else {
+                taken += 1;
+                progressed = true;
+            }
+            if !progressed {
                 break;
             }
         }
@@ -601,6 +613,7 @@ impl<S: StateMachine> Driver<S> {
         let before = *self.status.borrow();
         if before.role != Some(self.node.role()) || before.leader != self.node.leader() {
             tracing::info!(
+                id = %self.node.id(),
                 role = ?self.node.role(),
                 term = %self.node.term(),
                 leader = ?self.node.leader().map(|l| l.0),

@@ -312,9 +312,7 @@ impl Storage {
             self.log_file
                 .write_all(&self.staged_log)
                 .map_err(io_error("append to", &path))?;
-            self.log_file
-                .sync_data()
-                .map_err(io_error("fsync", &path))?;
+            atomic::fdatasync(&self.log_file).map_err(io_error("fsync", &path))?;
             self.log_file_bytes += self.staged_log.len() as u64;
             self.stats.log_bytes_appended += self.staged_log.len() as u64;
             self.staged_log.clear();
@@ -510,7 +508,7 @@ fn cut_torn_tail(
         .open(path)
         .map_err(io_error("open", path))?;
     file.set_len(offset).map_err(io_error("truncate", path))?;
-    file.sync_all().map_err(io_error("fsync", path))?;
+    atomic::fsync(&file).map_err(io_error("fsync", path))?;
     let torn = TornTail {
         path: path.to_path_buf(),
         offset,

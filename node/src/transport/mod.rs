@@ -21,6 +21,7 @@
 
 pub mod frame;
 
+use crate::tasks::TaskGroup;
 use raft::{Message, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 
 /// What travels on a peer connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +203,7 @@ pub struct Transport {
     queues: BTreeMap<NodeId, Arc<PeerQueue>>,
     max_frame_bytes: usize,
     stats: Arc<TransportStats>,
-    tasks: JoinSet<()>,
+    tasks: TaskGroup,
 }
 
 impl Transport {
@@ -218,7 +219,7 @@ impl Transport {
         let stats = Arc::new(TransportStats::default());
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_capacity.max(1));
         let config = Arc::new(config);
-        let mut tasks = JoinSet::new();
+        let mut tasks = TaskGroup::default();
         let mut queues = BTreeMap::new();
         let mut peer_up = BTreeMap::new();
         for (&peer, &addr) in peers.iter().filter(|(peer, _)| **peer != id) {
@@ -332,6 +333,7 @@ async fn outgoing(link: Link, config: Arc<TransportConfig>, stats: Arc<Transport
             }
         }
         tokio::select! {
+            biased;
             () = tokio::time::sleep(backoff) => {}
             () = peer_up.notified() => tracing::debug!(%peer, "peer is back; reconnecting now"),
         }
@@ -371,7 +373,13 @@ async fn write_queue(
             }
         }
         if !bytes.is_empty() {
-            if let Err(error) = stream.write_all(&bytes).await {
+            // A no-op on a real socket; madsim's simulated stream sends on flush.
+            if let Err(error) = async {
+                stream.write_all(&bytes).await?;
+                stream.flush().await
+            }
+            .await
+            {
                 return error.into();
             }
             stats.sent.fetch_add(batch_len, Ordering::Relaxed);
@@ -391,10 +399,9 @@ async fn accept(
     stats: Arc<TransportStats>,
 ) {
     let current: Arc<Mutex<BTreeMap<NodeId, AbortHandle>>> = Arc::default();
-    let mut connections = JoinSet::new();
+    // Dropped with this task, which aborts every connection.
+    let mut connections = TaskGroup::default();
     loop {
-        // Reap finished connection tasks so the set stays bounded by live connections.
-        while connections.try_join_next().is_some() {}
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -450,7 +457,9 @@ impl InboundConnection {
             self.replace_older_connection(from, me);
         }
         if let Some(up) = self.peer_up.get(&from) {
-            up.notify_one();
+            // Only a link waiting out its backoff right now needs waking; no permit is stored,
+            // so a link that is connected does not later skip a backoff for a stale reason.
+            up.notify_waiters();
         }
         loop {
             match frame::read(&mut reader, max, &mut buf).await {
