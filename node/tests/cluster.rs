@@ -415,14 +415,13 @@ async fn a_node_whose_disk_fails_stops_and_its_vote_never_counts() {
     );
     // Its vote never left the process: the third node, which needs it, campaigns in vain.
     let mut watch = cluster.handle(third).watch_status();
-    let seen = tokio::time::timeout(
+    let seen = *tokio::time::timeout(
         BOUND,
         watch.wait_for(|s| s.role == Some(Role::Leader) || s.term.0 >= start_term.0 + 4),
     )
     .await
     .expect("the third node campaigns")
-    .unwrap()
-    .clone();
+    .unwrap();
     assert_ne!(seen.role, Some(Role::Leader), "{seen:?}");
 
     let _ = std::fs::remove_file(&dir);
