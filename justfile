@@ -51,8 +51,8 @@ run SCENARIO SEED *ARGS:
 replay SCENARIO SEED *ARGS:
     cargo run --release --bin sim -- replay {{SCENARIO}} {{SEED}} --trace {{ARGS}}
 
-# Starts a 3-node key/value cluster on 127.0.0.1 (Raft on ports 7001-7003, clients on
-# 8001-8003) with data under ./data/. Prints each node's pid; Ctrl-C stops them all.
+# Raft on ports 7001-7003, clients on 8001-8003. Prints each node's pid; Ctrl-C stops them all.
+# Starts a 3-node key/value cluster on 127.0.0.1 with data under ./data/.
 cluster:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -76,11 +76,13 @@ node ID:
         --client-addr 127.0.0.1:800{{ID}} --data-dir data/n{{ID}}
 
 # The key/value client against the `just cluster` cluster, e.g. `just kv put greeting hello`.
+[positional-arguments]
 kv *ARGS:
-    cargo run --release -q -p node --bin raft-kv -- {{ARGS}}
+    @cargo run --release -q -p node --bin raft-kv -- "$@"
 
-# The real crash test: 3 server processes under load, SIGKILL and restart in a loop, then every
-# acknowledged write must be there once (CRASH_TEST_KILLS=N for more kills).
+# 3 server processes under load are SIGKILLed and restarted in a loop; then every acknowledged
+# write must be there exactly once. CRASH_TEST_KILLS=N for more kills.
+# The real crash test of the key/value servers.
 crash-test:
     cargo test --release -p node --test crash -- --ignored --nocapture
 
@@ -89,9 +91,9 @@ crash-test:
 fuzz-cargo TARGET="schedule" *ARGS:
     cd fuzz && cargo fuzz run -s none {{TARGET}} {{ARGS}}
 
-# The runtime on madsim: 3- and 5-node clusters with clerks under kills, restarts and
-# partitions, in simulated time (MADSIM_TEST_NUM seeds from MADSIM_TEST_SEED; a failure prints
-# its seed). Builds into a separate target directory: `--cfg madsim` changes every crate.
+# The runtime on madsim, on SEEDS seeds: 3- and 5-node clusters with clerks under kills, restarts
+# and partitions in simulated time; MADSIM_TEST_SEED=<decimal> sets the first seed, a failure
+# prints its seed. Builds into target/madsim: `--cfg madsim` changes every crate.
 madsim SEEDS="20":
     #!/usr/bin/env bash
     set -euo pipefail

@@ -382,3 +382,49 @@ async fn a_torn_log_tail_is_cut_at_restart_and_a_corrupt_record_refuses_to_start
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_fails_stops_and_its_vote_never_counts() {
+    let mut cluster = Cluster::start("disk-fails", 3).await;
+    let leader = cluster.leader().await;
+    let broken = NodeId(leader.0 % 3 + 1);
+    let third = NodeId(broken.0 % 3 + 1);
+    assert_ne!(third, leader);
+    // Swap the data directory for a file: the log file already open keeps working, but the next
+    // hard-state write (a new term or a vote) cannot create its temporary file.
+    let dir = cluster.data_dir(broken);
+    std::fs::rename(&dir, dir.with_extension("moved")).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    let start_term = cluster.handle(third).status().term;
+    cluster
+        .nodes
+        .remove(&leader)
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+
+    // An election follows: the broken node must persist a term or a vote, fails, and stops.
+    let mut broken_node = cluster.nodes.remove(&broken).unwrap();
+    let result = tokio::time::timeout(BOUND, broken_node.wait())
+        .await
+        .expect("the broken node stops");
+    assert!(
+        matches!(result, Err(node::runtime::DriverError::Storage(_))),
+        "{result:?}"
+    );
+    // Its vote never left the process: the third node, which needs it, campaigns in vain.
+    let mut watch = cluster.handle(third).watch_status();
+    let seen = *tokio::time::timeout(
+        BOUND,
+        watch.wait_for(|s| s.role == Some(Role::Leader) || s.term.0 >= start_term.0 + 4),
+    )
+    .await
+    .expect("the third node campaigns")
+    .unwrap();
+    assert_ne!(seen.role, Some(Role::Leader), "{seen:?}");
+
+    let _ = std::fs::remove_file(&dir);
+    let _ = std::fs::remove_dir_all(dir.with_extension("moved"));
+    cluster.shutdown().await;
+}
