@@ -93,8 +93,9 @@ pub struct Budget {
 
 impl Budget {
     /// Ten million steps: a fraction of a second to a few seconds of search on one core (steps
-    /// cost 30 to 300 ns), in the spirit of the one-second timeout MIT's tester gives Porcupine.
-    /// Ordinary histories of 100,000 operations need a few hundred thousand.
+    /// cost 30 to 300 ns) and at most a few hundred MB of memo, in the spirit of the one-second
+    /// timeout MIT's tester gives Porcupine. Ordinary histories of 100,000 operations need a few
+    /// hundred thousand steps.
     pub const DEFAULT: Budget = Budget {
         max_steps: 10_000_000,
     };
