@@ -69,7 +69,7 @@
 
 #![deny(missing_docs)]
 
-mod bitset;
+mod check;
 mod explain;
 pub mod history;
 pub mod model;
@@ -81,8 +81,7 @@ pub use history::{History, HistoryError};
 pub use model::{Model, Operation};
 pub use models::kv::{KvInput, KvModel, KvOperation, KvOutput};
 
-use search::{Outcome, Steps, search};
-use std::collections::BTreeMap;
+pub use check::check;
 
 /// How much search a check may do, counted in steps (one step is one move of the search:
 /// trying an operation or undoing one), so that the answer does not depend on the machine.
@@ -94,8 +93,9 @@ pub struct Budget {
 
 impl Budget {
     /// Ten million steps: a fraction of a second to a few seconds of search on one core (steps
-    /// cost 30 to 300 ns), in the spirit of the one-second timeout MIT's tester gives Porcupine.
-    /// Ordinary histories of 100,000 operations need a few hundred thousand.
+    /// cost 30 to 300 ns) and at most a few hundred MB of memo, in the spirit of the one-second
+    /// timeout MIT's tester gives Porcupine. Ordinary histories of 100,000 operations need a few
+    /// hundred thousand steps.
     pub const DEFAULT: Budget = Budget {
         max_steps: 10_000_000,
     };
@@ -123,10 +123,6 @@ pub enum CheckResult {
     Unknown,
 }
 
-/// The most steps spent re-searching an illegal partition without the lookahead, for a longer
-/// prefix to explain with (taken from the check's budget).
-const EXPLANATION_STEPS_MAX: u64 = 1_000_000;
-
 /// Checks a key/value history against MIT's key/value semantics ([`KvModel`]).
 pub fn check_kv(operations: &[KvOperation], budget: Budget) -> CheckResult {
     check(&KvModel, operations, budget)
@@ -138,104 +134,5 @@ pub fn check_kv(operations: &[KvOperation], budget: Budget) -> CheckResult {
 pub fn check_json(text: &str, budget: Budget) -> Result<CheckResult, HistoryError> {
     match history::from_json(text)? {
         History::Kv(operations) => Ok(check_kv(&operations, budget)),
-    }
-}
-
-/// Checks whether `operations` are linearizable with respect to `model`.
-///
-/// Each partition is searched on its own, smallest first (ties by partition order), all sharing
-/// `budget`. The result is [`CheckResult::Illegal`] if any partition is proven illegal (its
-/// explanation lists every such partition), else [`CheckResult::Unknown`] if the budget ran out,
-/// else [`CheckResult::Ok`].
-pub fn check<M: Model>(
-    model: &M,
-    operations: &[Operation<M::Input, M::Output>],
-    budget: Budget,
-) -> CheckResult {
-    let mut partitions: BTreeMap<M::Partition, Vec<usize>> = BTreeMap::new();
-    for (index, op) in operations.iter().enumerate() {
-        partitions
-            .entry(model.partition(&op.input))
-            .or_default()
-            .push(index);
-    }
-    let mut partitions: Vec<(M::Partition, Vec<usize>)> = partitions.into_iter().collect();
-    // Stable: equal sizes stay in partition order.
-    partitions.sort_by_key(|(_, indices)| indices.len());
-
-    let mut steps = Steps::new(budget.max_steps);
-    let mut illegal = Vec::new();
-    let mut undecided = Vec::new();
-    for (partition, indices) in partitions {
-        let total = indices.len();
-        let all: Vec<&Operation<M::Input, M::Output>> =
-            indices.iter().map(|&i| &operations[i]).collect();
-        // Operations that constrain nothing: reads whose output is unknown, and unknown
-        // outcomes the model can tell no order needs. (Whether one is omittable depends only on
-        // recorded outputs, which are never omitted, so the order of these tests is free.)
-        let mut indices: Vec<usize> = indices
-            .into_iter()
-            .filter(|&i| {
-                let op = &operations[i];
-                let unconstrained = op.output.is_none() && model.is_read_only(&op.input);
-                let omittable = op.return_.is_none() && model.can_omit_unknown(op, &all);
-                !unconstrained && !omittable
-            })
-            .collect();
-        // Numbering operations in call order keeps the search's linearized sets compact.
-        indices.sort_by_key(|&i| (operations[i].call, i));
-        let ops: Vec<&Operation<M::Input, M::Output>> =
-            indices.iter().map(|&i| &operations[i]).collect();
-        let outcome = match search(model, &ops, true, &mut steps) {
-            Outcome::Illegal(pruned) => {
-                // The lookahead abandons a doomed state early, so its dead ends can be short;
-                // the plain search reaches the true longest prefix, if it can in a few steps.
-                let mut explaining = steps.split(EXPLANATION_STEPS_MAX);
-                let plain = search(model, &ops, false, &mut explaining);
-                steps.join(explaining);
-                match plain {
-                    Outcome::Illegal(plain) if plain.prefix.len() > pruned.prefix.len() => {
-                        Outcome::Illegal(plain)
-                    }
-                    _ => Outcome::Illegal(pruned),
-                }
-            }
-            other => other,
-        };
-        match outcome {
-            Outcome::Legal => {}
-            Outcome::OutOfSteps => undecided.push(partition.to_string()),
-            Outcome::Illegal(failure) => {
-                let summary = |id: usize| {
-                    let index = indices[id];
-                    let op = &operations[index];
-                    OperationSummary {
-                        index,
-                        client_id: op.client_id,
-                        call: op.call,
-                        return_: op.return_,
-                        description: model.describe_operation(&op.input, op.output.as_ref()),
-                    }
-                };
-                illegal.push(IllegalPartition {
-                    partition: partition.to_string(),
-                    operations: total,
-                    prefix: failure.prefix.iter().map(|&id| summary(id)).collect(),
-                    state: model.describe_state(&failure.state),
-                    unplaceable: summary(failure.blocker),
-                    pending: failure.pending.iter().map(|&id| summary(id)).collect(),
-                });
-            }
-        }
-    }
-    if !illegal.is_empty() {
-        CheckResult::Illegal(Explanation {
-            partitions: illegal,
-            undecided,
-        })
-    } else if !undecided.is_empty() {
-        CheckResult::Unknown
-    } else {
-        CheckResult::Ok
     }
 }
