@@ -246,7 +246,7 @@ impl Cluster {
         self.env.root_seed
     }
 
-    /// Whether `node` is paused right now (see [`Cluster::pause`]).
+    /// Whether `node` is paused right now (see [`crate::Tester::pause`]).
     #[must_use]
     pub fn is_paused(&self, node: NodeId) -> bool {
         self.env.paused_until(node).is_some()

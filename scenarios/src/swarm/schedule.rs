@@ -168,6 +168,14 @@ pub enum ScheduleError {
         /// Its time.
         at_ms: u64,
     },
+    /// More events than a schedule may hold.
+    #[error("the schedule has {events} events; at most {max} are allowed")]
+    TooLong {
+        /// Events in the schedule.
+        events: usize,
+        /// The limit, [`EVENTS_MAX`].
+        max: usize,
+    },
     /// The liveness phase's quorum is not a majority of distinct nodes.
     #[error("the liveness quorum {nodes:?} is not a majority of distinct nodes")]
     Quorum {
@@ -269,6 +277,12 @@ impl Schedule {
             return Err(ScheduleError::Nodes {
                 schedule: self.nodes,
                 scenario: nodes,
+            });
+        }
+        if self.events.len() > EVENTS_MAX {
+            return Err(ScheduleError::TooLong {
+                events: self.events.len(),
+                max: EVENTS_MAX,
             });
         }
         let mut previous = 0;
@@ -539,6 +553,16 @@ mod tests {
                 Err(ScheduleError::Unordered { .. })
             ));
         }
+        let mut long = schedule.clone();
+        let last = long.events.last().cloned().unwrap_or(Timed {
+            at_ms: 0,
+            action: Action::Snapshot { node: 0 },
+        });
+        long.events.resize(EVENTS_MAX + 1, last);
+        assert!(matches!(
+            long.validate(5),
+            Err(ScheduleError::TooLong { .. })
+        ));
         let mut quorum = schedule;
         quorum.liveness.restart = Restart::Quorum {
             nodes: vec![1, 1, 2],

@@ -714,7 +714,8 @@ impl Tester {
         cluster.pause(id(server), until)
     }
 
-    /// Ends `server`'s pause now (see [`Cluster::resume`] for what still comes late).
+    /// Ends `server`'s pause now. Its next tick and the messages that waited for it still come
+    /// at the time the pause was to end: an early resume does not reset its timers.
     pub fn resume(&self, server: usize) {
         self.inner.cluster.borrow_mut().resume(id(server));
     }
