@@ -110,6 +110,12 @@ fn search_partition<M: Model>(
     let mut explaining = steps.split(EXPLANATION_STEPS_MAX);
     let plain = search(model, ops, false, &mut explaining);
     steps.join(explaining);
+    // The lookahead only abandons states no order can complete: a plain search that finds an
+    // order would prove it wrong.
+    debug_assert!(
+        !matches!(plain, Outcome::Legal),
+        "the lookahead called a linearizable partition illegal"
+    );
     match plain {
         Outcome::Illegal(plain) if plain.prefix.len() > pruned.prefix.len() => {
             Outcome::Illegal(plain)

@@ -13,6 +13,11 @@ use std::hash::Hash;
 ///
 /// An operation is concurrent with another unless one returned no later than the other was
 /// called: a return at time `t` precedes a call at the same time `t`.
+///
+/// That tie rule is stricter than Porcupine's (which calls such operations concurrent). It is
+/// sound when an operation cannot take effect at the instant it is called, as in the simulator,
+/// where every request and reply spends at least the network's base latency in flight. For
+/// histories stamped by a coarse real clock, widen each interval by the clock's resolution.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Operation<I, O> {
     /// Which client issued the operation (for explanations only; the check does not use it).

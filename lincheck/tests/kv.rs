@@ -463,3 +463,26 @@ fn concurrent_appends_with_one_final_read_are_decided() {
     let explanation = illegal(&history);
     assert_eq!(only(&explanation).unplaceable.index, 50);
 }
+
+#[test]
+fn a_read_that_returns_before_its_call_still_counts_as_seeing_an_unknown_write() {
+    // The API does not forbid return < call; such a read counts as returning at its call, so
+    // the unknown append called before it may be what it saw and must not be dropped.
+    let unknown = KvOperation {
+        client_id: 0,
+        input: KvInput::Append {
+            key: "k".into(),
+            value: "b".into(),
+        },
+        output: None,
+        call: 7,
+        return_: None,
+    };
+    let read_backwards = get(1, "k", "b", 10, 5);
+    assert_eq!(
+        check_kv(&[unknown.clone(), read_backwards], Budget::DEFAULT),
+        CheckResult::Ok
+    );
+    let read = get(1, "k", "b", 10, 10);
+    assert_eq!(check_kv(&[unknown, read], Budget::DEFAULT), CheckResult::Ok);
+}

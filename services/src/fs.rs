@@ -429,8 +429,13 @@ impl<C: ExtentClient> Fs<C> {
         let inum = self.client.create(kind).await?;
         entries.insert(name.to_string(), inum);
         if let Err(error) = self.client.put(parent, encode_dir(&entries)).await {
-            // Best effort: do not leave the new extent behind. Its removal may fail as well.
-            let _orphan = self.client.remove(inum).await;
+            // The store refused the put: the directory does not name the new extent, so it can
+            // go (best effort; its removal may fail as well). Without an answer the put may
+            // have taken effect, and removing the extent could leave an entry naming a free id
+            // that the next create hands out again: keep it (at worst an orphan).
+            if matches!(error, CallError::Extent(_)) {
+                let _orphan = self.client.remove(inum).await;
+            }
             return Err(match error {
                 // The directory's table outgrew an extent: the directory is full.
                 CallError::Extent(error @ ExtentError::TooLarge { .. }) => FsError::NoSpace(error),

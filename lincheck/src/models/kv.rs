@@ -169,7 +169,8 @@ impl Model for KvModel {
         };
         !partition.iter().any(|read| {
             matches!(read.input, KvInput::Get { .. })
-                && read.return_.is_none_or(|ret| ret > op.call)
+                // A return before its own call counts as at the call (as in `events`).
+                && read.return_.is_none_or(|ret| ret.max(read.call) > op.call)
                 && read
                     .output
                     .as_ref()

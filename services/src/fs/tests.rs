@@ -326,11 +326,13 @@ fn a_full_directory_table_is_enospc_and_leaves_no_orphan() {
     assert_eq!(fs.client().store().extent_count(), created + 1);
 }
 
-/// A client that fails the calls whose numbers (from 0) are listed.
+/// A client that fails the calls whose numbers (from 0) are listed in `fail` before they
+/// reach the store, and loses the replies of those in `lose_reply` after the store applied them.
 struct Flaky {
     inner: LocalExtents,
     calls: usize,
     fail: Vec<usize>,
+    lose_reply: Vec<usize>,
 }
 
 impl ExtentClient for Flaky {
@@ -338,27 +340,58 @@ impl ExtentClient for Flaky {
         let number = self.calls;
         self.calls += 1;
         let failed = self.fail.contains(&number);
+        let lost = self.lose_reply.contains(&number);
         async move {
             if failed {
                 return Err(CallError::Unavailable(format!("call {number} lost")));
             }
-            self.inner.call(op).await
+            let reply = self.inner.call(op).await;
+            if lost {
+                return Err(CallError::Unavailable(format!("reply {number} lost")));
+            }
+            reply
         }
     }
 }
 
 #[test]
-fn a_failed_call_is_unavailable_and_create_cleans_up_its_extent() {
-    // create = getattr(parent), get(parent), create, put(parent): fail the put.
+fn a_create_whose_directory_update_lost_its_reply_never_lets_two_names_share_an_inode() {
+    // create = getattr(parent), get(parent), create, put(parent): the put applies, its reply
+    // is lost. The entry may exist, so its extent must stay allocated.
+    let mut fs = Fs::new(Flaky {
+        inner: LocalExtents::new(),
+        calls: 0,
+        fail: Vec::new(),
+        lose_reply: vec![3],
+    });
+    let error = block_on(fs.create(ROOT, "f")).unwrap_err();
+    assert_eq!(error, FsError::Unavailable("reply 3 lost".into()));
+    let f = block_on(fs.lookup(ROOT, "f")).expect("the put took effect");
+    assert!(block_on(fs.getattr(f)).is_ok(), "f names a live extent");
+    let g = block_on(fs.create(ROOT, "g")).unwrap();
+    assert_ne!(f, g, "two names share one inode");
+    block_on(fs.write(g, 0, b"secret of g")).unwrap();
+    assert_eq!(block_on(fs.read(f, 0, 100)), Ok(Vec::new()));
+}
+
+#[test]
+fn a_failed_call_is_unavailable_and_create_keeps_its_extent_when_unsure() {
+    // create = getattr(parent), get(parent), create, put(parent): fail the put. Without an
+    // answer the put might have applied, so the new extent stays (an orphan, not a reuse).
     let mut fs = Fs::new(Flaky {
         inner: LocalExtents::new(),
         calls: 0,
         fail: vec![3],
+        lose_reply: Vec::new(),
     });
     let error = block_on(fs.create(ROOT, "f")).unwrap_err();
     assert_eq!(error, FsError::Unavailable("call 3 lost".into()));
     assert_eq!(error.errno(), "EIO");
-    assert_eq!(fs.client().inner.store().extent_count(), 1, "orphan left");
+    assert_eq!(
+        fs.client().inner.store().extent_count(),
+        2,
+        "root and the orphan"
+    );
     assert_eq!(block_on(fs.readdir(ROOT)), Ok(Vec::new()));
     // Every single lost call of a write makes the write fail, never panic.
     for lost in 0..4 {
@@ -366,6 +399,7 @@ fn a_failed_call_is_unavailable_and_create_cleans_up_its_extent() {
             inner: LocalExtents::new(),
             calls: 0,
             fail: Vec::new(),
+            lose_reply: Vec::new(),
         });
         let f = block_on(fs.create(ROOT, "f")).unwrap();
         fs.client_mut().fail = vec![fs.client().calls + lost];
