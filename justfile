@@ -80,8 +80,8 @@ node ID:
 kv *ARGS:
     @cargo run --release -q -p node --bin raft-kv -- "$@"
 
-# 3 server processes under load are SIGKILLed and restarted in a loop; then every acknowledged
-# write must be there exactly once. CRASH_TEST_KILLS=N for more kills.
+# 3 server processes under load are SIGKILLed and restarted in a loop; the clients' history must
+# be linearizable and every acknowledged append there exactly once. CRASH_TEST_KILLS=N for more kills.
 # The real crash test of the key/value servers.
 crash-test:
     cargo test --release -p node --test crash -- --ignored --nocapture

@@ -1,9 +1,13 @@
 //! The real crash test: three `raft-kv-server` processes on loopback under a client workload,
 //! random nodes killed with SIGKILL and restarted in a loop, then a check that no acknowledged
-//! write was lost or applied twice.
+//! write was lost or applied twice and that the clients saw a linearizable service.
 //!
-//! The check is the labs' append check (`common/mod.rs`): every acknowledged append present
-//! exactly once and in order.
+//! Clients append to their own keys, read any key and write shared ones (`common/mod.rs`).
+//! Every clerk operation (the probe's writes and the final reads included) is recorded in real
+//! time and the whole history must be linearizable (lincheck); each client's own key must also
+//! pass the labs' append check: every acknowledged append present exactly once and in order.
+//! The test also plants a stale read in the recorded history and requires the checker to
+//! reject it.
 //!
 //! It takes a few seconds, so it is ignored by `cargo test`; run it with
 //! `cargo test --release -p node --test crash -- --ignored --nocapture` (`just crash-test`).
@@ -14,7 +18,10 @@
 
 mod common;
 
-use common::{History, check};
+use common::check;
+use common::history::{
+    Recorder, appends, check_linearizable, verify_linearizable, with_stale_read,
+};
 use node::kv::{TcpTransport, random_u64};
 use services::clerk::{Clerk, Transport};
 use services::kv::Op;
@@ -112,32 +119,35 @@ impl Drop for Servers {
 struct Rng(u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        self.0 % n
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
     }
 }
 
-async fn client(id: u64, servers: Vec<SocketAddr>, stop: Arc<AtomicBool>) -> History {
+async fn client(
+    id: u64,
+    seed: u64,
+    servers: Vec<SocketAddr>,
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) {
     let mut clerk = Clerk::new(TcpTransport::new(servers), (random_u64() >> 8) + id);
-    let mut history = History::default();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let op = Op::Append {
-            key: common::key(id),
-            value: common::token(id, n),
-        };
-        let deadline = clerk_now(&clerk) + OP_DEADLINE.as_micros() as u64;
-        match clerk.execute_by(op, deadline).await {
-            Ok(_) => history.acked.push(n),
-            Err(_) => history.unknown.push(n),
-        }
-    }
-    history
+    let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let random = move || rng.next();
+    let timeout = OP_DEADLINE.as_micros() as u64;
+    common::run_client(id, CLIENTS, &mut clerk, &recorder, &stop, random, timeout).await;
 }
+
+/// The probe's and the final reader's client ids in the history.
+const PROBE: u64 = 1_000;
+const READER: u64 = 1_001;
 
 fn clerk_now(clerk: &Clerk<TcpTransport>) -> u64 {
     clerk.transport().now_us()
@@ -157,8 +167,12 @@ async fn sigkill_loop_loses_no_acknowledged_write() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut servers = Servers::start(&dir);
     let stop = Arc::new(AtomicBool::new(false));
+    let recorder = Arc::new(Recorder::new());
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|id| tokio::spawn(client(id, servers.clients.clone(), stop.clone())))
+        .map(|id| {
+            let (servers, recorder) = (servers.clients.clone(), recorder.clone());
+            tokio::spawn(client(id, seed, servers, recorder, stop.clone()))
+        })
         .collect();
 
     let mut rng = Rng(seed);
@@ -184,8 +198,8 @@ async fn sigkill_loop_loses_no_acknowledged_write() {
             value: round.to_string(),
         };
         let deadline = clerk_now(&probe) + 10_000_000;
-        probe
-            .execute_by(op, deadline)
+        recorder
+            .execute(&mut probe, PROBE, op, deadline)
             .await
             .expect("the two others serve a write");
         recoveries_ms.push((killed_leader, killed_at.elapsed().as_millis()));
@@ -194,37 +208,46 @@ async fn sigkill_loop_loses_no_acknowledged_write() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut histories = Vec::new();
     for handle in clients {
-        histories.push(handle.await.unwrap());
+        handle.await.unwrap();
     }
 
     let mut reader = Clerk::new(
         TcpTransport::new(servers.clients.clone()),
         random_u64() >> 8,
     );
-    let mut acked_total = 0;
-    for (id, history) in histories.iter().enumerate() {
+    let mut values = Vec::new();
+    for id in 0..CLIENTS {
         let deadline = clerk_now(&reader) + 10_000_000;
-        let value = reader
-            .execute_by(
-                Op::Get {
-                    key: format!("k{id}"),
-                },
-                deadline,
-            )
-            .await
-            .expect("a final read")
-            .value;
-        check(id as u64, &value, history);
+        let get = Op::Get {
+            key: common::key(id),
+        };
+        let reply = recorder.execute(&mut reader, READER, get, deadline).await;
+        values.push(reply.expect("a final read").value);
+    }
+    let operations = recorder.operations();
+    let run = format!("crash test seed {seed:#x}");
+    let mut acked_total = 0;
+    for (id, value) in values.iter().enumerate() {
+        let history = appends(&operations, id as u64);
+        check(id as u64, value, &history);
         acked_total += history.acked.len();
     }
+    let verdict = check_linearizable(&operations, &run);
+    let stale = with_stale_read(&operations, 0).expect("the final read saw client 0's appends");
+    assert!(
+        verify_linearizable(&stale).is_err(),
+        "{run}: the checker accepted the history with a stale read planted"
+    );
     let mut leader_ms: Vec<u128> = recoveries_ms.iter().filter(|r| r.0).map(|r| r.1).collect();
     let mut other_ms: Vec<u128> = recoveries_ms.iter().filter(|r| !r.0).map(|r| r.1).collect();
     leader_ms.sort_unstable();
     other_ms.sort_unstable();
+    let gave_up = operations.iter().filter(|op| op.return_.is_none()).count();
     println!(
-        "crash test: {kills} kills, {acked_total} acknowledged appends, all present once and in order"
+        "crash test: {kills} kills, {} operations ({gave_up} gave up), {verdict:?}; \
+         {acked_total} acknowledged appends, all present once and in order",
+        operations.len()
     );
     println!("write unavailability after killing the leader (ms, sorted): {leader_ms:?}");
     println!("write unavailability after killing a follower (ms, sorted): {other_ms:?}");

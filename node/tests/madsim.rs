@@ -14,14 +14,17 @@
 //! directories are real directories (madsim does not simulate the file system); a simulated
 //! kill drops the node's tasks, unsynced staged writes included, as a SIGKILL would.
 //!
-//! Every client's history is checked with the labs' append check (`common/mod.rs`): every
-//! acknowledged append is in the final value exactly once and in order.
+//! Clients append to their own keys, read any key and write shared ones (`common/mod.rs`).
+//! Every clerk operation, the final reads included, is recorded in simulated time and the whole
+//! history must be linearizable (lincheck); each client's own key must also pass the labs'
+//! append check: every acknowledged append in the final value exactly once and in order. Each
+//! run also plants a stale read in its own history and requires the checker to reject it.
 
 #![cfg(madsim)]
 
 mod common;
 
-use common::History;
+use common::history::{Recorder, Verdict, appends, check_linearizable, with_stale_read};
 use madsim::net::NetSim;
 use madsim::rand::{Rng, thread_rng};
 use madsim::runtime::{Handle, NodeHandle};
@@ -131,30 +134,6 @@ impl Drop for Sim {
     }
 }
 
-async fn append_client(
-    id: u64,
-    mut clerk: Clerk<TcpTransport>,
-    stop: Arc<AtomicBool>,
-    history: Arc<Mutex<History>>,
-) {
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let op = Op::Append {
-            key: common::key(id),
-            value: common::token(id, n),
-        };
-        let deadline = clerk.transport().now_us() + 5_000_000;
-        let acked = clerk.execute_by(op, deadline).await.is_ok();
-        let mut history = history.lock().unwrap();
-        if acked {
-            history.acked.push(n);
-        } else {
-            history.unknown.push(n);
-        }
-    }
-}
-
 /// Faults chosen by the seed, started every 0.2-1.5 s and lasting 0.1-3 s, so they overlap:
 /// a node killed and restarted, a node cut off from everyone, or one link cut both ways. Two
 /// overlapping faults can take a majority away for a while; the clerks must ride it out.
@@ -213,8 +192,8 @@ async fn inject_faults(sim: &Sim, duration: Duration) -> usize {
     count
 }
 
-/// Runs `clients` append clients against an `n`-node cluster under faults for `duration` of
-/// simulated time, then heals everything and checks every client's history.
+/// Runs `clients` clients against an `n`-node cluster under faults for `duration` of simulated
+/// time, then heals everything, reads every client's key and checks the history.
 async fn run(n: usize, clients: usize, duration: Duration) {
     // `RUST_LOG=info` shows the nodes' logs (in simulated time).
     let _ = tracing_subscriber::fmt()
@@ -222,18 +201,31 @@ async fn run(n: usize, clients: usize, duration: Duration) {
         .try_init();
     let sim = Sim::start(n);
     let stop = Arc::new(AtomicBool::new(false));
-    let histories: Vec<Arc<Mutex<History>>> = (0..clients).map(|_| Arc::default()).collect();
+    let recorder = Arc::new(Recorder::new());
     let handle = Handle::current();
     let mut tasks = Vec::new();
-    for (id, history) in histories.iter().enumerate() {
+    for id in 0..clients as u64 {
         let node = handle
             .create_node()
             .name(format!("client-{id}"))
-            .ip(client_ip(id))
+            .ip(client_ip(id as usize))
             .build();
-        let clerk = sim.clerk(id as u64 + 1);
-        let (stop, history) = (stop.clone(), history.clone());
-        tasks.push(node.spawn(append_client(id as u64, clerk, stop, history)));
+        // Clerk ids must be unique and non-zero; the history knows the client by `id`.
+        let mut clerk = sim.clerk(id + 1);
+        let (stop, recorder) = (stop.clone(), recorder.clone());
+        tasks.push(node.spawn(async move {
+            let random = || thread_rng().r#gen::<u64>();
+            common::run_client(
+                id,
+                clients as u64,
+                &mut clerk,
+                &recorder,
+                &stop,
+                random,
+                5_000_000,
+            )
+            .await;
+        }));
     }
     let faults = inject_faults(&sim, duration).await;
     stop.store(true, Ordering::Relaxed);
@@ -247,39 +239,53 @@ async fn run(n: usize, clients: usize, duration: Duration) {
         .ip(client_ip(100))
         .build();
     let mut reader = sim.clerk(1_000);
+    let reads = recorder.clone();
     let values = reader_node
         .spawn(async move {
             let mut values = Vec::new();
             for id in 0..clients as u64 {
                 let deadline = reader.transport().now_us() + 30_000_000;
-                let reply = reader
-                    .execute_by(
-                        Op::Get {
-                            key: common::key(id),
-                        },
-                        deadline,
-                    )
-                    .await;
+                let get = Op::Get {
+                    key: common::key(id),
+                };
+                let reply = reads.execute(&mut reader, READER, get, deadline).await;
                 values.push(reply.expect("the healed cluster answers").value);
             }
             values
         })
         .await
         .unwrap();
+    let operations = recorder.operations();
+    let run = format!("seed {}", handle.seed());
     let (mut acked, mut unknown) = (0, 0);
-    for (id, (value, history)) in values.iter().zip(&histories).enumerate() {
-        let history = history.lock().unwrap();
+    for (id, value) in values.iter().enumerate() {
+        let history = appends(&operations, id as u64);
         common::check(id as u64, value, &history);
         acked += history.acked.len();
         unknown += history.unknown.len();
     }
+    let verdict = check_linearizable(&operations, &run);
+    let stale = with_stale_read(&operations, 0).expect("the final read saw client 0's appends");
+    assert!(
+        common::history::verify_linearizable(&stale).is_err(),
+        "{run}: the checker accepted the history with a stale read planted"
+    );
+    let gave_up = operations.iter().filter(|op| op.return_.is_none()).count();
     println!(
-        "seed {}: {n} nodes, {faults} faults, {acked} appends acknowledged and present once, \
-         {unknown} unknown",
-        handle.seed()
+        "{run}: {n} nodes, {faults} faults, {} operations ({gave_up} gave up), {verdict:?}; \
+         {acked} appends acknowledged and present once, {unknown} unknown",
+        operations.len()
     );
     assert!(acked > 0, "no append was acknowledged");
+    assert_eq!(
+        verdict,
+        Verdict::Linearizable,
+        "{run}: the check was not decided"
+    );
 }
+
+/// The final reader's client id in the history.
+const READER: u64 = 1_000;
 
 #[madsim::test]
 async fn three_nodes_under_kills_and_partitions() {
