@@ -397,6 +397,11 @@ pub fn abbreviate(value: &str) -> String {
     format!("{head:?} … {tail:?} ({} bytes)", value.len())
 }
 
+/// Publishes the history for `sim run --history` without checking it.
+pub fn publish_history(t: &Tester, log: &History) {
+    t.publish_history(log.to_json());
+}
+
 /// Publishes the history (for `sim run --history`) and checks that it is linearizable, with the
 /// MIT tester's verdicts: not linearizable fails the scenario; a check that runs out of its
 /// budget ([`lincheck::Budget::DEFAULT`], porcupine's 1 s timeout in steps) passes with a note
@@ -406,7 +411,7 @@ pub fn abbreviate(value: &str) -> String {
 /// same operations (a test below checks that both give one verdict), and parsing back hundreds of
 /// megabytes of JSON would cost more than the check itself.
 pub fn check_history(t: &Tester, log: &History) -> TestResult {
-    t.publish_history(log.to_json());
+    publish_history(t, log);
     let operations = log.lincheck_operations()?;
     match lincheck::check_kv(&operations, lincheck::Budget::DEFAULT) {
         lincheck::CheckResult::Ok => Ok(()),
