@@ -397,6 +397,11 @@ pub fn abbreviate(value: &str) -> String {
     format!("{head:?} … {tail:?} ({} bytes)", value.len())
 }
 
+/// Publishes the history for `sim run --history` without checking it.
+pub fn publish_history(t: &Tester, log: &History) {
+    t.publish_history(log.to_json());
+}
+
 /// Publishes the history (for `sim run --history`) and checks that it is linearizable, with the
 /// MIT tester's verdicts: not linearizable fails the scenario; a check that runs out of its
 /// budget ([`lincheck::Budget::DEFAULT`], porcupine's 1 s timeout in steps) passes with a note
@@ -406,8 +411,9 @@ pub fn abbreviate(value: &str) -> String {
 /// same operations (a test below checks that both give one verdict), and parsing back hundreds of
 /// megabytes of JSON would cost more than the check itself.
 pub fn check_history(t: &Tester, log: &History) -> TestResult {
-    t.publish_history(log.to_json());
-    let operations = log.lincheck_operations()?;
+    publish_history(t, log);
+    // The log is done with: move its strings to the checker rather than copy them.
+    let operations = to_lincheck(log.take_operations())?;
     match lincheck::check_kv(&operations, lincheck::Budget::DEFAULT) {
         lincheck::CheckResult::Ok => Ok(()),
         lincheck::CheckResult::Illegal(explanation) => Err(TestError::check(format!(
@@ -425,41 +431,44 @@ pub fn check_history(t: &Tester, log: &History) -> TestResult {
 }
 
 impl History {
-    /// The operations as the checker's key/value model takes them. A delete (which the model
-    /// does not know) is an error.
-    pub fn lincheck_operations(&self) -> TestResult<Vec<lincheck::KvOperation>> {
-        let ops = self.ops.borrow();
-        let mut converted = Vec::with_capacity(ops.len());
-        for (position, op) in ops.iter().enumerate() {
-            let key = op.input.key.clone();
-            let input = match op.input.op {
-                "get" => lincheck::KvInput::Get { key },
-                "put" => lincheck::KvInput::Put {
-                    key,
-                    value: op.input.value.clone(),
-                },
-                "append" => lincheck::KvInput::Append {
-                    key,
-                    value: op.input.value.clone(),
-                },
-                other => {
-                    return Err(TestError::check(format!(
-                        "operation {position}: the key/value model has no {other:?}"
-                    )));
-                }
-            };
-            converted.push(lincheck::KvOperation {
-                client_id: op.client_id,
-                input,
-                output: op.output.as_ref().map(|output| lincheck::KvOutput {
-                    value: output.value.clone(),
-                }),
-                call: op.call,
-                return_: op.return_,
-            });
-        }
-        Ok(converted)
+    /// Takes every operation out of the log, leaving it empty (an operation still running
+    /// when its log was taken is not recorded when it returns).
+    pub fn take_operations(&self) -> Vec<HistoryOp> {
+        std::mem::take(&mut *self.ops.borrow_mut())
     }
+}
+
+/// The operations as the checker's key/value model takes them. A delete (which the model does
+/// not know) is an error.
+pub fn to_lincheck(ops: Vec<HistoryOp>) -> TestResult<Vec<lincheck::KvOperation>> {
+    let mut converted = Vec::with_capacity(ops.len());
+    for (position, op) in ops.into_iter().enumerate() {
+        let HistoryInput {
+            op: kind,
+            key,
+            value,
+        } = op.input;
+        let input = match kind {
+            "get" => lincheck::KvInput::Get { key },
+            "put" => lincheck::KvInput::Put { key, value },
+            "append" => lincheck::KvInput::Append { key, value },
+            other => {
+                return Err(TestError::check(format!(
+                    "operation {position}: the key/value model has no {other:?}"
+                )));
+            }
+        };
+        converted.push(lincheck::KvOperation {
+            client_id: op.client_id,
+            input,
+            output: op.output.map(|output| lincheck::KvOutput {
+                value: output.value,
+            }),
+            call: op.call,
+            return_: op.return_,
+        });
+    }
+    Ok(converted)
 }
 
 #[cfg(test)]
@@ -598,6 +607,39 @@ mod tests {
         assert_eq!(parsed, serde_json::to_value(&op).expect("serializes"));
         assert_eq!(parsed["input"]["key"], nasty);
         assert!(parsed["return"].is_null());
+    }
+
+    #[test]
+    fn conversion_for_the_checker_keeps_everything_and_refuses_deletes() {
+        let op = |kind: &'static str, output: Option<&str>| HistoryOp {
+            client_id: 2,
+            input: HistoryInput {
+                op: kind,
+                key: "k".into(),
+                value: "v".into(),
+            },
+            output: output.map(|value| HistoryOutput {
+                value: value.into(),
+            }),
+            call: 5,
+            return_: output.map(|_| 9),
+        };
+        let converted = to_lincheck(vec![op("append", Some("")), op("get", None)]).unwrap();
+        assert_eq!(
+            converted[0].input,
+            lincheck::KvInput::Append {
+                key: "k".into(),
+                value: "v".into()
+            }
+        );
+        assert_eq!((converted[0].call, converted[0].return_), (5, Some(9)));
+        assert_eq!(
+            converted[1].input,
+            lincheck::KvInput::Get { key: "k".into() }
+        );
+        assert!(converted[1].output.is_none() && converted[1].return_.is_none());
+        let refused = to_lincheck(vec![op("put", Some("")), op("delete", Some(""))]);
+        assert!(refused.unwrap_err().message.contains("operation 1"));
     }
 
     #[test]
