@@ -861,33 +861,54 @@ fn bench(time: Duration) -> Result<u8, String> {
     out!(
         "bench: single-threaded, release build recommended (cargo run --release --bin sim -- bench)"
     );
-    // 1. Events per second with all checkers, over the whole suite, round after round.
-    let scenarios = registry::all();
-    let mut rates = Vec::new();
-    let mut suite_walls = Vec::new();
-    let start = Instant::now();
-    let mut seed = 1;
-    while start.elapsed() < time || rates.is_empty() {
-        let round = Instant::now();
-        let mut events = 0;
-        for scenario in &scenarios {
-            let report = sim::run(scenario, seed, &RunOptions::default());
-            events += report.events;
+    // 1. Events per second with all checkers, per group of scenarios, round after round (one
+    //    seed per scenario per round). The groups cost very different amounts per event: the
+    //    service scenarios apply commands, copy growing values and check histories.
+    let all = registry::all();
+    let is_service = |name: &str| name.starts_with("mit/kv/") || name.starts_with("sjtu/part5/");
+    let groups: [(&str, Vec<&Scenario>); 3] = [
+        (
+            "Raft lab scenarios (parts 1-4)",
+            all.iter()
+                .filter(|s| !is_service(s.name) && s.lab != sim::Lab::Swarm)
+                .collect(),
+        ),
+        (
+            "service scenarios (mit/kv, sjtu/part5)",
+            all.iter().filter(|s| is_service(s.name)).collect(),
+        ),
+        (
+            "swarm scenarios",
+            all.iter().filter(|s| s.lab == sim::Lab::Swarm).collect(),
+        ),
+    ];
+    for (label, scenarios) in &groups {
+        let mut rates = Vec::new();
+        let mut suite_walls = Vec::new();
+        let start = Instant::now();
+        let mut seed = 1;
+        while start.elapsed() < time || rates.is_empty() {
+            let round = Instant::now();
+            let mut events = 0;
+            for scenario in scenarios {
+                let report = sim::run(scenario, seed, &RunOptions::default());
+                events += report.events;
+            }
+            let wall = round.elapsed();
+            suite_walls.push(wall);
+            rates.push((events as f64 / wall.as_secs_f64().max(1e-9)) as u64);
+            seed += 1;
         }
-        let wall = round.elapsed();
-        suite_walls.push(wall);
-        rates.push((events as f64 / wall.as_secs_f64().max(1e-9)) as u64);
-        seed += 1;
+        rates.sort_unstable();
+        suite_walls.sort_unstable();
+        out!(
+            "{label} ({} scenarios, one seed each, checkers on): median {:.1} ms wall per round, median {} events/s over {} rounds",
+            scenarios.len(),
+            suite_walls[suite_walls.len() / 2].as_secs_f64() * 1e3,
+            rates[rates.len() / 2],
+            rates.len()
+        );
     }
-    rates.sort_unstable();
-    suite_walls.sort_unstable();
-    out!(
-        "suite ({} scenarios, one seed each, checkers on): median {:.1} ms wall per round, median {} events/s over {} rounds",
-        scenarios.len(),
-        suite_walls[suite_walls.len() / 2].as_secs_f64() * 1e3,
-        rates[rates.len() / 2],
-        rates.len()
-    );
     // 2. An idle 5-node cluster: heartbeats only.
     for checkers in [true, false] {
         let scenario = scenarios::bench::IDLE_FIVE;
