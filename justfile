@@ -99,4 +99,4 @@ madsim SEEDS="20":
     set -euo pipefail
     target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
     RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$target_dir/madsim" MADSIM_TEST_NUM="{{SEEDS}}" \
-        cargo test --release -p node --test madsim -- --nocapture
+        cargo test --profile madsim --no-default-features -p node --test madsim -- --nocapture

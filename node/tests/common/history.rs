@@ -265,10 +265,25 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "seed 7: the clients' history is not linearizable")]
-    fn an_illegal_history_panics_with_the_run_and_the_explanation() {
+    fn an_illegal_history_panics_with_the_run_the_explanation_and_the_saved_history() {
         let history = vec![append(0, 1, 0, 10), get(1, 0, "", 20, 30)];
-        check_linearizable(&history, "seed 7");
+        let panic = std::panic::catch_unwind(|| check_linearizable(&history, "seed 7 (unit test)"))
+            .expect_err("a stale read must fail the check");
+        let message = panic
+            .downcast_ref::<String>()
+            .expect("the panic carries a formatted message");
+        assert!(
+            message.starts_with("seed 7 (unit test): the clients' history is not linearizable"),
+            "{message}"
+        );
+        let path = std::env::temp_dir().join("node-history-seed-7--unit-test-.json");
+        let saved = std::fs::read_to_string(&path).expect("the history is saved");
+        std::fs::remove_file(&path).expect("the saved history can be removed");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert_eq!(
+            lincheck::history::from_json(&saved),
+            Ok(lincheck::History::Kv(history))
+        );
     }
 
     #[test]
