@@ -31,7 +31,7 @@
 
 mod common;
 
-use common::history::{Recorder, Verdict, appends, check_linearizable, with_stale_read};
+use common::history::{Recorder, Verdict};
 use madsim::net::NetSim;
 use madsim::rand::{Rng, thread_rng};
 use madsim::runtime::{Handle, NodeHandle};
@@ -222,86 +222,84 @@ async fn run(n: usize, clients: usize, duration: Duration) {
     let sim = Sim::start(n);
     let stop = Arc::new(AtomicBool::new(false));
     let recorder = Arc::new(Recorder::new());
-    let handle = Handle::current();
-    let mut tasks = Vec::new();
-    for id in 0..clients as u64 {
-        let node = handle
-            .create_node()
-            .name(format!("client-{id}"))
-            .ip(client_ip(id as usize))
-            .build();
-        // Clerk ids must be unique and non-zero; the history knows the client by `id`.
-        let mut clerk = sim.clerk(id + 1);
-        let (stop, recorder) = (stop.clone(), recorder.clone());
-        tasks.push(node.spawn(async move {
-            let random = || thread_rng().r#gen::<u64>();
-            common::run_client(
-                id,
-                clients as u64,
-                &mut clerk,
-                &recorder,
-                &stop,
-                random,
-                5_000_000,
-            )
-            .await;
-        }));
-    }
+    let tasks = spawn_clients(&sim, clients as u64, &stop, &recorder);
     let faults = inject_faults(&sim, duration).await;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.unwrap();
     }
+    let values = final_reads(&sim, clients as u64, &recorder).await;
 
-    let reader_node = handle
+    let run = format!("seed {}", Handle::current().seed());
+    let checked = common::check_run(&recorder.operations(), &values, &run);
+    println!(
+        "{run}: {n} nodes, {faults} faults, {} operations ({} gave up), {:?}; {} appends \
+         acknowledged and present once, {} unknown",
+        checked.operations, checked.gave_up, checked.verdict, checked.acked, checked.unknown
+    );
+    assert!(checked.acked > 0, "{run}: no append was acknowledged");
+    assert_eq!(
+        checked.verdict,
+        Verdict::Linearizable,
+        "{run}: the check was not decided"
+    );
+}
+
+/// Starts client `0..clients`, each on its own simulated machine, running the common workload
+/// until `stop`.
+fn spawn_clients(
+    sim: &Sim,
+    clients: u64,
+    stop: &Arc<AtomicBool>,
+    recorder: &Arc<Recorder>,
+) -> Vec<madsim::task::JoinHandle<()>> {
+    let handle = Handle::current();
+    (0..clients)
+        .map(|id| {
+            let node = handle
+                .create_node()
+                .name(format!("client-{id}"))
+                .ip(client_ip(id as usize))
+                .build();
+            // Clerk ids must be unique and non-zero; the history knows the client by `id`.
+            let mut clerk = sim.clerk(id + 1);
+            let (stop, recorder) = (stop.clone(), recorder.clone());
+            node.spawn(async move {
+                let random = || thread_rng().r#gen::<u64>();
+                let timeout_us = 5_000_000;
+                common::run_client(
+                    id, clients, &mut clerk, &recorder, &stop, random, timeout_us,
+                )
+                .await;
+            })
+        })
+        .collect()
+}
+
+/// Reads every client's key from a fresh machine once the faults are over, recording the reads.
+async fn final_reads(sim: &Sim, clients: u64, recorder: &Arc<Recorder>) -> Vec<String> {
+    let reader_node = Handle::current()
         .create_node()
         .name("reader")
         .ip(client_ip(100))
         .build();
     let mut reader = sim.clerk(1_000);
-    let reads = recorder.clone();
-    let values = reader_node
+    let recorder = recorder.clone();
+    reader_node
         .spawn(async move {
             let mut values = Vec::new();
-            for id in 0..clients as u64 {
+            for id in 0..clients {
                 let deadline = reader.transport().now_us() + 30_000_000;
                 let get = Op::Get {
                     key: common::key(id),
                 };
-                let reply = reads.execute(&mut reader, READER, get, deadline).await;
+                let reply = recorder.execute(&mut reader, READER, get, deadline).await;
                 values.push(reply.expect("the healed cluster answers").value);
             }
             values
         })
         .await
-        .unwrap();
-    let operations = recorder.operations();
-    let run = format!("seed {}", handle.seed());
-    let (mut acked, mut unknown) = (0, 0);
-    for (id, value) in values.iter().enumerate() {
-        let history = appends(&operations, id as u64);
-        common::check(id as u64, value, &history);
-        acked += history.acked.len();
-        unknown += history.unknown.len();
-    }
-    let verdict = check_linearizable(&operations, &run);
-    let stale = with_stale_read(&operations, 0).expect("the final read saw client 0's appends");
-    assert!(
-        common::history::verify_linearizable(&stale).is_err(),
-        "{run}: the checker accepted the history with a stale read planted"
-    );
-    let gave_up = operations.iter().filter(|op| op.return_.is_none()).count();
-    println!(
-        "{run}: {n} nodes, {faults} faults, {} operations ({gave_up} gave up), {verdict:?}; \
-         {acked} appends acknowledged and present once, {unknown} unknown",
-        operations.len()
-    );
-    assert!(acked > 0, "no append was acknowledged");
-    assert_eq!(
-        verdict,
-        Verdict::Linearizable,
-        "{run}: the check was not decided"
-    );
+        .unwrap()
 }
 
 /// The final reader's client id in the history.

@@ -105,6 +105,54 @@ pub async fn run_client<T: Transport>(
     }
 }
 
+/// What [`check_run`] found in a run that passed.
+#[derive(Clone, Copy, Debug)]
+pub struct Checked {
+    /// Operations in the history.
+    pub operations: usize,
+    /// Operations whose client gave up.
+    pub gave_up: usize,
+    /// Own-key appends acknowledged (each present once, in order).
+    pub acked: usize,
+    /// Own-key appends whose client gave up.
+    pub unknown: usize,
+    /// The linearizability check's verdict.
+    pub verdict: history::Verdict,
+}
+
+/// Every check of a run, panicking with what is wrong and `run` (the seed): the append check
+/// of each client's key against `final_values` (indexed by client), the linearizability of
+/// `operations`, and that the checker rejects them with a stale read of client 0's key planted.
+pub fn check_run(
+    operations: &[lincheck::KvOperation],
+    final_values: &[String],
+    run: &str,
+) -> Checked {
+    let (mut acked, mut unknown) = (0, 0);
+    for (id, value) in final_values.iter().enumerate() {
+        let appended = history::appends(operations, id as u64);
+        if let Err(error) = verify(id as u64, value, &appended) {
+            panic!("{run}: {error}");
+        }
+        acked += appended.acked.len();
+        unknown += appended.unknown.len();
+    }
+    let verdict = history::check_linearizable(operations, run);
+    let stale = history::with_stale_read(operations, 0)
+        .unwrap_or_else(|| panic!("{run}: no read of client 0's key saw its appends"));
+    assert!(
+        history::verify_linearizable(&stale).is_err(),
+        "{run}: the checker accepted the history with a stale read planted"
+    );
+    Checked {
+        operations: operations.len(),
+        gave_up: operations.iter().filter(|op| op.return_.is_none()).count(),
+        acked,
+        unknown,
+        verdict,
+    }
+}
+
 /// Checks the append invariant for client `id`'s key, whose final value is `value`; panics with
 /// what is wrong.
 pub fn check(id: u64, value: &str, history: &History) {
