@@ -87,6 +87,19 @@ impl DurableState {
         Ok(())
     }
 
+    /// Applies one persist operation the caller owns, exactly as [`DurableState::apply`] does,
+    /// but moving its entries or snapshot into the log instead of copying them.
+    pub fn apply_owned(&mut self, op: Persist) -> Result<(), PersistError> {
+        match op {
+            Persist::HardState(_) => self.apply(&op)?,
+            Persist::Append(entries) => self.log.append(entries)?,
+            Persist::Snapshot(snapshot) => {
+                self.log.install_snapshot(snapshot);
+            }
+        }
+        Ok(())
+    }
+
     /// Postcard size of the hard state and log entries, without the snapshot: the labs'
     /// `RaftStateSize`.
     #[must_use]
@@ -138,5 +151,48 @@ impl From<DurableState> for DurableParts {
             snapshot: state.log.snapshot().cloned(),
             entries: state.log.entries().to_vec(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Entry, Index, Term};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index: Index(index),
+            term: Term(term),
+            command: vec![u8::try_from(index).unwrap_or(0)],
+        }
+    }
+
+    #[test]
+    fn apply_owned_accepts_and_refuses_what_apply_does() {
+        let ops = [
+            Persist::HardState(HardState {
+                term: Term(2),
+                voted_for: None,
+            }),
+            Persist::Append(vec![entry(1, 1), entry(2, 2)]),
+            Persist::Append(vec![entry(4, 2)]),
+            Persist::HardState(HardState {
+                term: Term(1),
+                voted_for: None,
+            }),
+            Persist::Append(vec![entry(3, 1)]),
+            Persist::Append(vec![entry(3, 2)]),
+        ];
+        let mut by_ref = DurableState::default();
+        let mut by_value = DurableState::default();
+        let mut refused = 0;
+        for op in ops {
+            let expected = by_ref.apply(&op);
+            refused += usize::from(expected.is_err());
+            assert_eq!(by_value.apply_owned(op), expected);
+            assert_eq!(by_value, by_ref);
+        }
+        assert_eq!(refused, 3, "the gap, the term regressions are refused");
+        assert_eq!(by_value.log.last_index(), Index(3));
     }
 }

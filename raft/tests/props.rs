@@ -333,6 +333,8 @@ struct Checker {
     applied: Index,
     /// What a driver's store holds: the persist outputs, replayed.
     durable: DurableState,
+    /// The same persists replayed by value (`apply_owned`): must end up equal to `durable`.
+    durable_owned: DurableState,
     /// Every entry delivered to the state machine in this incarnation, by index: committed
     /// entries never change.
     delivered: BTreeMap<Index, Entry>,
@@ -346,6 +348,7 @@ impl Checker {
             commit: Index(0),
             applied: Index(0),
             durable: DurableState::default(),
+            durable_owned: DurableState::default(),
             delivered: BTreeMap::new(),
         }
     }
@@ -370,7 +373,12 @@ impl Checker {
         assert_persists_first(&step.outputs);
         for output in &step.outputs {
             match output {
-                Output::Persist(op) => self.durable.apply(op).expect("persists fit the store"),
+                Output::Persist(op) => {
+                    self.durable.apply(op).expect("persists fit the store");
+                    self.durable_owned
+                        .apply_owned(op.clone())
+                        .expect("persists fit the store when moved in");
+                }
                 Output::Send { to, message } => {
                     assert_ne!(*to, node.id(), "never sends to itself");
                     assert!(node.config().voters.contains(to), "sends only to voters");
@@ -404,6 +412,11 @@ impl Checker {
             &self.durable,
             node.durable_state(),
             "replayed persists = durable view"
+        );
+        assert_eq!(
+            &self.durable_owned,
+            node.durable_state(),
+            "persists replayed by value = durable view"
         );
         assert_eq!(self.applied, node.last_applied());
     }

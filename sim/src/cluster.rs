@@ -1219,7 +1219,7 @@ impl Env {
         let i = slot(id);
         match output {
             Output::Persist(op) => {
-                if let Err(error) = self.stores[i].apply(&op) {
+                if let Err(error) = self.stores[i].apply_owned(op) {
                     let message = format!("{id}'s store rejected a persist: {error}");
                     self.fail(FailureKind::Safety, message);
                 }

@@ -29,6 +29,14 @@ impl Store {
         Ok(())
     }
 
+    /// Applies one persist operation the caller owns (no copy of its entries); see
+    /// [`Store::apply`].
+    pub fn apply_owned(&mut self, op: Persist) -> Result<(), PersistError> {
+        self.durable.apply_owned(op)?;
+        self.writes += 1;
+        Ok(())
+    }
+
     /// Replaces everything stored with `durable`, as corrupt storage would (the canary's hook;
     /// counted as one write).
     pub fn overwrite(&mut self, durable: DurableState) {
