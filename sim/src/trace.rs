@@ -328,6 +328,27 @@ impl Default for Fnv64 {
     }
 }
 
+/// A postcard output that feeds every encoded byte straight into a hash.
+struct HashFlavor<'a>(&'a mut Fnv64);
+
+impl postcard::ser_flavors::Flavor for HashFlavor<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.write(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.write(&[data]);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// Collects the run's trace: always the hash, the records only when asked.
 #[derive(Clone, Debug)]
 pub struct Trace {
@@ -349,15 +370,9 @@ impl Trace {
 
     /// Adds one record.
     pub fn push(&mut self, record: TraceRecord) {
-        let mut buffer = [0u8; 96];
-        match postcard::to_slice(&record, &mut buffer) {
-            Ok(encoded) => self.hash.write(encoded),
-            Err(_) => {
-                // Larger than any record we produce today; hash the allocated encoding instead.
-                let encoded = postcard::to_allocvec(&record).unwrap_or_default();
-                self.hash.write(&encoded);
-            }
-        }
+        // Hash the postcard encoding as it is produced: the same bytes as encoding into a buffer
+        // first, without the buffer copies (a derived `Serialize` of a record cannot fail).
+        let _ = postcard::serialize_with_flavor(&record, HashFlavor(&mut self.hash));
         self.count += 1;
         if let Some(records) = &mut self.records {
             records.push(record);
@@ -433,5 +448,37 @@ mod tests {
         assert_eq!(a.hash(), b.hash());
         assert_ne!(a.hash(), Trace::new(false).hash());
         assert_eq!(b.take_records().map(|r| r.len()), Some(1));
+    }
+
+    #[test]
+    fn hash_is_fnv_over_the_postcard_encoding_of_each_record() {
+        let first = TraceRecord {
+            event: 300,
+            at_us: u64::MAX,
+            node: Some(4),
+            kind: EventKind::Deliver {
+                from: 2,
+                message: MessageKind::AppendEntriesReply,
+                term: 1 << 40,
+            },
+            outputs: 7,
+            after: Some(NodeView {
+                role: RoleTag::Leader,
+                term: 1 << 40,
+                commit: 128,
+            }),
+        };
+        let second = TraceRecord {
+            node: None,
+            after: None,
+            ..first
+        };
+        let mut trace = Trace::new(false);
+        let mut expected = Fnv64::new();
+        for record in [first, second] {
+            trace.push(record);
+            expected.write(&postcard::to_allocvec(&record).expect("encodes"));
+        }
+        assert_eq!(trace.hash(), expected.finish());
     }
 }
