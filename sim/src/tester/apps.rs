@@ -312,9 +312,11 @@ impl MitRecord {
     fn snapshot(&self, node: usize, index: Index) -> Result<Compaction, String> {
         let end = usize::try_from(index.0).map_err(|_| format!("index {index} too large"))?;
         let log = self.logs.get(node).map(Vec::as_slice).unwrap_or_default();
-        let mut commands: Vec<Option<Cmd>> = log.iter().take(end + 1).cloned().collect();
+        // Borrowed commands encode exactly as the owned `MitSnapshot` would, without copying.
+        let mut commands: Vec<Option<&Cmd>> =
+            log.iter().take(end + 1).map(Option::as_ref).collect();
         commands.resize(end + 1, None);
-        let encoded: MitSnapshot = (index.0, commands);
+        let encoded = (index.0, commands);
         let snapshot = postcard::to_allocvec(&encoded).map_err(|e| e.to_string())?;
         Ok(Compaction { index, snapshot })
     }
@@ -605,6 +607,17 @@ mod tests {
         apps.apply(0, entries, &mut compactions).unwrap();
         assert_eq!(compactions.len(), 1);
         assert_eq!(compactions[0].index, Index(9));
+        let owned: MitSnapshot = (
+            9,
+            std::iter::once(None)
+                .chain((1..=9).map(|i| Some(Cmd::int(i * 100))))
+                .collect(),
+        );
+        assert_eq!(
+            compactions[0].snapshot,
+            postcard::to_allocvec(&owned).unwrap(),
+            "the snapshot is MIT's encoding of the commands at 0..=9"
+        );
         let snapshot = Snapshot {
             index: Index(9),
             term: Term(1),
