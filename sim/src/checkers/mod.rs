@@ -218,15 +218,26 @@ impl Checkers {
     }
 
     fn slot(&self, node: NodeId) -> Result<usize, Violation> {
-        self.ids.binary_search(&node).map_err(|_| {
-            Violation::new(
-                DRIVER,
-                format!(
-                    "{node} is not one of the checked nodes {:?}",
-                    self.ids.iter().map(ToString::to_string).collect::<Vec<_>>()
-                ),
-            )
-        })
+        // The ids are sorted and distinct, and usually 0..n: a node's slot is then its id.
+        if let Ok(i) = usize::try_from(node.0)
+            && self.ids.get(i) == Some(&node)
+        {
+            return Ok(i);
+        }
+        self.ids
+            .binary_search(&node)
+            .map_err(|_| self.unknown_node(node))
+    }
+
+    #[cold]
+    fn unknown_node(&self, node: NodeId) -> Violation {
+        Violation::new(
+            DRIVER,
+            format!(
+                "{node} is not one of the checked nodes {:?}",
+                self.ids.iter().map(ToString::to_string).collect::<Vec<_>>()
+            ),
+        )
     }
 
     fn live_slot(&self, node: NodeId) -> Result<usize, Violation> {

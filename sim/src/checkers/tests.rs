@@ -1149,3 +1149,32 @@ fn driver_mistakes_are_reported_as_such() {
     };
     assert!(checkers.on_output(NodeId(2), &send).is_ok());
 }
+
+#[test]
+fn slots_are_found_for_ids_that_are_not_zero_to_n() {
+    let mut checkers = Checkers::new(&[NodeId(7), NodeId(3)]);
+    let vote = |term| {
+        Output::Persist(Persist::HardState(HardState {
+            term: Term(term),
+            voted_for: None,
+        }))
+    };
+    checkers
+        .on_output(NodeId(3), &vote(1))
+        .expect("n3 is checked");
+    checkers
+        .on_output(NodeId(7), &vote(2))
+        .expect("n7 is checked");
+    for unknown in [0, 1, 4] {
+        let violation = checkers
+            .on_output(NodeId(unknown), &vote(3))
+            .expect_err("not a checked node");
+        assert!(
+            violation
+                .to_string()
+                .contains("not one of the checked nodes")
+        );
+    }
+    // The ids keep their own slots: a term regression on n7 is caught against n7's term.
+    assert!(checkers.on_output(NodeId(7), &vote(1)).is_err());
+}
