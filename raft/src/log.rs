@@ -136,15 +136,21 @@ impl Log {
         let Some(available) = self.entries.get(start..) else {
             return Vec::new();
         };
-        let mut bytes = 0;
-        let mut count = 0;
-        for entry in available.iter().take(max_entries) {
-            bytes += entry.encoded_len();
-            if count > 0 && bytes > max_bytes {
-                break;
+        let count = if self.entry_bytes <= max_bytes {
+            // All the held entries together fit the byte limit, so any run of them does.
+            available.len().min(max_entries)
+        } else {
+            let mut bytes = 0;
+            let mut count = 0;
+            for entry in available.iter().take(max_entries) {
+                bytes += entry.encoded_len();
+                if count > 0 && bytes > max_bytes {
+                    break;
+                }
+                count += 1;
             }
-            count += 1;
-        }
+            count
+        };
         available[..count].to_vec()
     }
 
@@ -364,6 +370,12 @@ mod tests {
         assert_eq!(log.slice(Index(2), 10, 1).len(), 1);
         assert_eq!(log.slice(Index(5), 10, 100).len(), 0);
         assert_eq!(log.slice(Index(0), 10, 100).len(), 0);
+        // Byte limits between the whole log's size and one entry's cut the run short.
+        let one = log.entries()[0].encoded_len();
+        assert_eq!(log.slice(Index(1), 10, 2 * one).len(), 2);
+        assert_eq!(log.slice(Index(1), 10, 4 * one - 1).len(), 3);
+        assert_eq!(log.slice(Index(1), 10, 4 * one).len(), 4);
+        assert_eq!(log.slice(Index(2), 2, 4 * one).len(), 2);
     }
 
     #[test]
