@@ -25,6 +25,7 @@
 //! a disk it cannot trust. The storage does blocking file I/O on the task; run the node on a
 //! multi-threaded runtime so the transport keeps moving during an fsync.
 
+use crate::storage::disk::{Disk, OsDisk};
 use crate::storage::{RecoveryReport, Storage, StorageError, StorageStats};
 use crate::transport::{Inbound, Transport, TransportConfig};
 use raft::{
@@ -49,6 +50,9 @@ pub struct NodeOptions {
     pub tick: Duration,
     /// Where the node keeps its durable state (created if missing).
     pub data_dir: PathBuf,
+    /// The file system `data_dir` is on: the real one ([`OsDisk`]) unless a test simulates
+    /// one ([`crate::storage::disk::SimDisk`]).
+    pub disk: Box<dyn Disk>,
     /// The listener for peer connections.
     pub listener: TcpListener,
     /// The peers' addresses (this node's own entry, if present, is ignored).
@@ -77,6 +81,7 @@ impl NodeOptions {
             raft,
             tick: Duration::from_millis(10),
             data_dir,
+            disk: Box::new(OsDisk::new()),
             listener,
             peers,
             transport: TransportConfig::default(),
@@ -275,7 +280,7 @@ where
     /// transport and spawns the driver task. `service` must be in its initial state.
     pub async fn start(options: NodeOptions, service: S) -> Result<RunningNode<S>, StartError> {
         let data_dir = options.data_dir.clone();
-        let (storage, recovery) = Storage::open(&data_dir)?;
+        let (storage, recovery) = Storage::open_on(options.disk, &data_dir)?;
         tracing::info!(dir = %data_dir.display(), ?recovery, "storage opened");
         let durable = storage.durable().clone();
         let applier = Applier::restored(service, durable.log.snapshot())?;

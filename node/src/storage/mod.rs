@@ -23,12 +23,13 @@
 //! torn final record; it is cut off and reported, not refused.
 
 mod atomic;
+pub mod disk;
 pub mod record;
 
+use disk::{Disk, OsDisk, parent};
 use raft::{DurableState, Entry, HardState, Index, Log, Persist, PersistError, Snapshot};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Name of the log file inside the data directory.
@@ -139,10 +140,10 @@ pub struct StorageStats {
 /// the crash guarantees.
 #[derive(Debug)]
 pub struct Storage {
+    disk: Box<dyn Disk>,
     dir: PathBuf,
     /// Everything applied so far, staged or durable: what a restart resumes from after `sync`.
     durable: DurableState,
-    log_file: File,
     log_file_bytes: u64,
     staged_log: Vec<u8>,
     hard_state_staged: bool,
@@ -157,37 +158,48 @@ fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageE
 }
 
 impl Storage {
-    /// Opens (or creates) the data directory `dir` and recovers the durable state in it.
+    /// Opens (or creates) the data directory `dir` on the real file system and recovers the
+    /// durable state in it.
     pub fn open(dir: impl AsRef<Path>) -> Result<(Storage, RecoveryReport), StorageError> {
+        Storage::open_on(Box::new(OsDisk::new()), dir)
+    }
+
+    /// Opens (or creates) the data directory `dir` on `disk` and recovers the durable state in
+    /// it. Tests pass a [`disk::SimDisk`] to see what survives a power failure.
+    pub fn open_on(
+        mut disk: Box<dyn Disk>,
+        dir: impl AsRef<Path>,
+    ) -> Result<(Storage, RecoveryReport), StorageError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
+        let created = disk
+            .create_dir_all(&dir)
+            .map_err(io_error("create directory", &dir))?;
+        // A new directory's name is durable only once its parent is synced; without this a
+        // power failure could take the whole data directory, synced files and all.
+        for new_dir in &created {
+            sync_dir(&mut *disk, parent(new_dir))?;
+        }
         let mut report = RecoveryReport {
-            removed_tmp_files: remove_tmp_files(&dir)?,
+            removed_tmp_files: remove_tmp_files(&mut *disk, &dir)?,
             ..RecoveryReport::default()
         };
-        let hard_state: Option<HardState> = read_single(&dir.join(HARD_STATE_FILE))?;
-        let snapshot: Option<Snapshot> = read_single(&dir.join(SNAPSHOT_FILE))?;
+        let hard_state: Option<HardState> = read_single(&mut *disk, &dir.join(HARD_STATE_FILE))?;
+        let snapshot: Option<Snapshot> = read_single(&mut *disk, &dir.join(SNAPSHOT_FILE))?;
         let log_path = dir.join(LOG_FILE);
-        let replayed = read_log(&log_path, &mut report)?;
+        let replayed = read_log(&mut *disk, &log_path, &mut report)?;
         report.fresh = hard_state.is_none() && snapshot.is_none() && replayed.is_empty();
         let replayed_len = replayed.len();
         let log = assemble_log(&log_path, snapshot, replayed)?;
-        let log_file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
+        disk.append(&log_path, &[])
             .map_err(io_error("open", &log_path))?;
-        let log_file_bytes = log_file
-            .metadata()
-            .map_err(io_error("stat", &log_path))?
-            .len();
+        let log_file_bytes = disk.len(&log_path).map_err(io_error("stat", &log_path))?;
         let mut storage = Storage {
+            disk,
             dir,
             durable: DurableState {
                 hard_state: hard_state.unwrap_or_default(),
                 log,
             },
-            log_file,
             log_file_bytes,
             staged_log: Vec::new(),
             hard_state_staged: false,
@@ -200,7 +212,7 @@ impl Storage {
             report.log_rewritten = true;
         }
         // The log file may just have been created: make its directory entry durable.
-        sync_dir(&storage.dir)?;
+        sync_dir(&mut *storage.disk, &storage.dir)?;
         Ok((storage, report))
     }
 
@@ -309,10 +321,12 @@ impl Storage {
         self.sync_hard_state()?;
         if !self.staged_log.is_empty() {
             let path = self.dir.join(LOG_FILE);
-            self.log_file
-                .write_all(&self.staged_log)
+            self.disk
+                .append(&path, &self.staged_log)
                 .map_err(io_error("append to", &path))?;
-            atomic::fdatasync(&self.log_file).map_err(io_error("fsync", &path))?;
+            self.disk
+                .sync_file(&path)
+                .map_err(io_error("fsync", &path))?;
             self.log_file_bytes += self.staged_log.len() as u64;
             self.stats.log_bytes_appended += self.staged_log.len() as u64;
             self.staged_log.clear();
@@ -333,7 +347,7 @@ impl Storage {
         let mut bytes = Vec::with_capacity(record::HEADER_BYTES + payload.len());
         record::encode(&payload, &mut bytes);
         let path = self.dir.join(HARD_STATE_FILE);
-        atomic::replace(&path, &bytes).map_err(io_error("replace", &path))?;
+        atomic::replace(&mut *self.disk, &path, &bytes).map_err(io_error("replace", &path))?;
         self.hard_state_staged = false;
         Ok(())
     }
@@ -345,7 +359,7 @@ impl Storage {
         let mut bytes = Vec::with_capacity(record::HEADER_BYTES + payload.len());
         record::encode(payload, &mut bytes);
         let path = self.dir.join(SNAPSHOT_FILE);
-        atomic::replace(&path, &bytes).map_err(io_error("replace", &path))?;
+        atomic::replace(&mut *self.disk, &path, &bytes).map_err(io_error("replace", &path))?;
         self.stats.snapshots_written += 1;
         self.rewrite_log()
     }
@@ -371,11 +385,7 @@ impl Storage {
             record::encode(&payload, &mut bytes);
         }
         let path = self.dir.join(LOG_FILE);
-        atomic::replace(&path, &bytes).map_err(io_error("replace", &path))?;
-        self.log_file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
+        atomic::replace(&mut *self.disk, &path, &bytes).map_err(io_error("replace", &path))?;
         self.log_file_bytes = bytes.len() as u64;
         self.staged_log.clear();
         self.stats.log_rewrites += 1;
@@ -383,49 +393,42 @@ impl Storage {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    atomic::sync_dir(dir).map_err(io_error("fsync directory", dir))
+fn sync_dir(disk: &mut dyn Disk, dir: &Path) -> Result<(), StorageError> {
+    disk.sync_dir(dir).map_err(io_error("fsync directory", dir))
 }
 
 /// Removes `*.tmp` files left by a replace that a crash interrupted before its rename: the
 /// target still holds the old, complete content.
-fn remove_tmp_files(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+fn remove_tmp_files(disk: &mut dyn Disk, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
     let mut removed = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
-        let path = entry.map_err(io_error("list", dir))?.path();
+    for path in disk.list(dir).map_err(io_error("list", dir))? {
         let is_tmp = path
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.ends_with(atomic::TMP_SUFFIX));
         if is_tmp {
-            fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            disk.remove(&path).map_err(io_error("remove", &path))?;
             tracing::warn!(path = %path.display(), "removed the temporary file of an interrupted replace");
             removed.push(path);
         }
     }
-    removed.sort();
     if !removed.is_empty() {
-        sync_dir(dir)?;
+        sync_dir(disk, dir)?;
     }
     Ok(removed)
 }
 
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source: e,
-        }),
-    }
+fn read_optional(disk: &mut dyn Disk, path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    disk.read(path).map_err(io_error("read", path))
 }
 
 /// Reads a file that holds exactly one record and is only ever replaced atomically, so any
 /// damage is corruption (a crash cannot tear it).
-fn read_single<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StorageError> {
-    let Some(bytes) = read_optional(path)? else {
+fn read_single<T: for<'de> Deserialize<'de>>(
+    disk: &mut dyn Disk,
+    path: &Path,
+) -> Result<Option<T>, StorageError> {
+    let Some(bytes) = read_optional(disk, path)? else {
         return Ok(None);
     };
     let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
@@ -448,8 +451,12 @@ fn read_single<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, S
 
 /// Reads the log file, cutting a torn tail, and replays its records into the entries they
 /// leave: a contiguous run starting wherever the file's first record starts.
-fn read_log(path: &Path, report: &mut RecoveryReport) -> Result<Vec<Entry>, StorageError> {
-    let Some(bytes) = read_optional(path)? else {
+fn read_log(
+    disk: &mut dyn Disk,
+    path: &Path,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Entry>, StorageError> {
+    let Some(bytes) = read_optional(disk, path)? else {
         return Ok(Vec::new());
     };
     let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
@@ -466,7 +473,7 @@ fn read_log(path: &Path, report: &mut RecoveryReport) -> Result<Vec<Entry>, Stor
         replay_append(&mut entries, appended).map_err(|reason| corrupt(rec.offset, reason))?;
     }
     if let Some(offset) = scan.torn_at {
-        cut_torn_tail(path, offset, bytes.len() as u64, report)?;
+        cut_torn_tail(disk, path, offset, bytes.len() as u64, report)?;
     }
     Ok(entries)
 }
@@ -498,17 +505,15 @@ fn replay_append(entries: &mut Vec<Entry>, appended: Vec<Entry>) -> Result<(), S
 }
 
 fn cut_torn_tail(
+    disk: &mut dyn Disk,
     path: &Path,
     offset: u64,
     file_len: u64,
     report: &mut RecoveryReport,
 ) -> Result<(), StorageError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_error("open", path))?;
-    file.set_len(offset).map_err(io_error("truncate", path))?;
-    atomic::fsync(&file).map_err(io_error("fsync", path))?;
+    disk.set_len(path, offset)
+        .map_err(io_error("truncate", path))?;
+    disk.sync_file(path).map_err(io_error("fsync", path))?;
     let torn = TornTail {
         path: path.to_path_buf(),
         offset,
@@ -563,5 +568,7 @@ fn assemble_log(
     })
 }
 
+#[cfg(test)]
+mod power_tests;
 #[cfg(test)]
 mod tests;

@@ -65,9 +65,10 @@ pub struct Corruption {
 /// Walks the records of `bytes`.
 ///
 /// A crash can only damage the end of an append-only file, so these count as a torn tail: a
-/// record that runs past the end of the file, a record that ends exactly at the end of the file
-/// with a bad checksum, and a tail of zero bytes (file systems may extend a file with zeros
-/// before the data lands). Anything else — a bad checksum with data after it, a length above
+/// record that runs past the end of the file, a record with a bad checksum followed by nothing
+/// but zero bytes (or by nothing), and a tail of zero bytes. File systems may extend a file
+/// with zeros before the data lands, so an interrupted write can leave the start of a record,
+/// then zeros. Anything else — a bad checksum with data after it, a length above
 /// [`MAX_PAYLOAD_BYTES`] — is corruption.
 pub fn scan(bytes: &[u8]) -> Result<Scan<'_>, Corruption> {
     let mut records = Vec::new();
@@ -105,7 +106,9 @@ pub fn scan(bytes: &[u8]) -> Result<Scan<'_>, Corruption> {
         }
         let payload = &rest[HEADER_BYTES..end];
         if checksum(&len_bytes, payload) != stored_crc {
-            if rest.len() == end {
+            // Only zeros after it: the last write was cut short and the file system had already
+            // extended the file (the zeros may also hide the rest of this very record).
+            if rest[end..].iter().all(|&b| b == 0) {
                 return Ok(Scan {
                     records,
                     torn_at: Some(offset),
@@ -174,6 +177,29 @@ mod tests {
                 reason: "checksum mismatch".to_string()
             })
         );
+    }
+
+    #[test]
+    fn a_record_cut_short_then_zero_filled_is_torn() {
+        let whole = file_of(&[b"first", b"second record", b"third"]);
+        let second_at = HEADER_BYTES + 5;
+        for cut in second_at + 1..whole.len() {
+            let mut bytes = whole[..cut].to_vec();
+            bytes.resize(whole.len() + 7, 0);
+            let scan = scan(&bytes).unwrap();
+            let intact = if cut >= second_at + HEADER_BYTES + 13 {
+                2
+            } else {
+                1
+            };
+            assert_eq!(scan.records.len(), intact, "cut at {cut}");
+            assert!(scan.torn_at.is_some(), "cut at {cut}");
+        }
+        // A damaged record with real data after it is still corruption.
+        let mut bytes = whole.clone();
+        bytes[second_at + HEADER_BYTES] ^= 0x01;
+        bytes.extend_from_slice(&[0; 16]);
+        assert_eq!(scan(&bytes).unwrap_err().offset, second_at as u64);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 use super::*;
 use raft::{NodeId, Term};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -257,7 +259,12 @@ fn crash_between_tmp_write_and_rename_keeps_the_old_state() {
     .unwrap();
     let mut bytes = Vec::new();
     record::encode(&newer, &mut bytes);
-    let hs_tmp = atomic::write_tmp(&dir.path().join(HARD_STATE_FILE), &bytes).unwrap();
+    let hs_tmp = atomic::write_tmp(
+        &mut OsDisk::new(),
+        &dir.path().join(HARD_STATE_FILE),
+        &bytes,
+    )
+    .unwrap();
     // Likewise a half-written snapshot temporary file.
     let snap_tmp = atomic::tmp_path(&dir.path().join(SNAPSHOT_FILE));
     fs::write(&snap_tmp, b"partial").unwrap();

@@ -1,0 +1,526 @@
+//! Power failures against [`Storage`] on the simulated disk: whatever moment the power goes —
+//! between two calls, or in the middle of a write — the state a restart recovers is one the
+//! node could have persisted, holds everything the last completed sync made durable, and never
+//! has a hard state older than its log. Crashes during recovery itself are covered too.
+
+use super::disk::{Disk, SimDisk};
+use super::*;
+use proptest::prelude::*;
+use raft::{NodeId, Term};
+use std::collections::BTreeSet;
+
+const DIR: &str = "data/n1";
+
+fn open(disk: &SimDisk) -> Result<(Storage, RecoveryReport), StorageError> {
+    Storage::open_on(Box::new(disk.clone()), DIR)
+}
+
+fn entry(index: u64, term: Term) -> Entry {
+    Entry {
+        index: Index(index),
+        term,
+        command: format!("c{index}.{}", term.0).into_bytes(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated disk on its own.
+
+#[test]
+fn synced_data_survives_and_unsynced_appends_survive_as_a_prefix() {
+    let mut outcomes = BTreeSet::new();
+    for seed in 0..64 {
+        let mut disk = SimDisk::new(seed);
+        let path = Path::new("f");
+        disk.append(path, b"durable").unwrap();
+        disk.sync_file(path).unwrap();
+        disk.sync_dir(Path::new(".")).unwrap();
+        disk.append(path, b"-volatile").unwrap();
+        disk.power_fail();
+        let after = disk.read(path).unwrap().expect("a synced name survives");
+        assert!(after.starts_with(b"durable"), "seed {seed}: {after:?}");
+        let rest = &after[b"durable".len()..];
+        let zeros_from = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        assert!(
+            b"-volatile".starts_with(&rest[..zeros_from]),
+            "seed {seed}: {after:?} is not the synced data, a prefix of the rest, then zeros"
+        );
+        assert!(rest[zeros_from..].iter().all(|&b| b == 0), "seed {seed}");
+        outcomes.insert((rest.len(), zeros_from));
+    }
+    // Both extremes and torn writes with zero tails all happen.
+    assert!(outcomes.contains(&(0, 0)), "{outcomes:?}");
+    assert!(outcomes.contains(&(9, 9)), "{outcomes:?}");
+    assert!(outcomes.iter().any(|(len, z)| z < len), "{outcomes:?}");
+}
+
+#[test]
+fn a_new_name_needs_its_directory_synced() {
+    let mut vanished = 0;
+    for seed in 0..32 {
+        let mut disk = SimDisk::new(seed);
+        disk.create_dir_all(Path::new("d")).unwrap();
+        disk.sync_dir(Path::new(".")).unwrap();
+        disk.write(Path::new("d/synced"), b"a").unwrap();
+        disk.sync_file(Path::new("d/synced")).unwrap();
+        disk.sync_dir(Path::new("d")).unwrap();
+        disk.write(Path::new("d/unsynced"), b"b").unwrap();
+        disk.sync_file(Path::new("d/unsynced")).unwrap();
+        disk.power_fail();
+        assert_eq!(
+            disk.read(Path::new("d/synced")).unwrap(),
+            Some(b"a".to_vec())
+        );
+        match disk.read(Path::new("d/unsynced")).unwrap() {
+            None => vanished += 1,
+            Some(bytes) => assert_eq!(bytes, b"b"),
+        }
+    }
+    assert!(vanished > 0 && vanished < 32, "vanished {vanished} of 32");
+}
+
+#[test]
+fn an_unsynced_directory_takes_its_files_with_it() {
+    let mut vanished = 0;
+    for seed in 0..32 {
+        let mut disk = SimDisk::new(seed);
+        disk.create_dir_all(Path::new("a/b")).unwrap();
+        disk.write(Path::new("a/b/f"), b"x").unwrap();
+        disk.sync_file(Path::new("a/b/f")).unwrap();
+        disk.sync_dir(Path::new("a/b")).unwrap();
+        disk.power_fail();
+        match disk.read(Path::new("a/b/f")).unwrap() {
+            None => vanished += 1,
+            Some(bytes) => assert_eq!(bytes, b"x"),
+        }
+    }
+    assert!(
+        vanished > 0,
+        "a file under never-synced directories always survived"
+    );
+}
+
+#[test]
+fn an_unsynced_rename_leaves_the_old_or_the_new_file() {
+    let mut seen = BTreeSet::new();
+    for seed in 0..32 {
+        let mut disk = SimDisk::new(seed);
+        let (target, tmp) = (Path::new("t"), Path::new("t.tmp"));
+        disk.write(target, b"old").unwrap();
+        disk.sync_file(target).unwrap();
+        disk.sync_dir(Path::new(".")).unwrap();
+        disk.write(tmp, b"new").unwrap();
+        disk.sync_file(tmp).unwrap();
+        disk.rename(tmp, target).unwrap();
+        disk.power_fail();
+        let content = disk
+            .read(target)
+            .unwrap()
+            .expect("the target never disappears");
+        assert!(content == b"old" || content == b"new", "{content:?}");
+        seen.insert(content);
+    }
+    assert_eq!(seen.len(), 2, "both outcomes happen");
+}
+
+#[test]
+fn a_dying_disk_tears_the_failing_write_and_refuses_later_calls() {
+    let mut torn = BTreeSet::new();
+    for seed in 0..32 {
+        let mut disk = SimDisk::new(seed);
+        let path = Path::new("log");
+        disk.fail_after(1);
+        disk.append(path, b"first").unwrap();
+        assert!(disk.append(path, b"second").is_err());
+        assert!(disk.is_dead());
+        assert!(disk.read(path).is_err());
+        assert!(disk.sync_file(path).is_err());
+        disk.power_fail();
+        assert!(!disk.is_dead());
+        // Nothing was synced, not even the name: any prefix of what was written, or nothing.
+        let after = disk.read(path).unwrap().unwrap_or_default();
+        assert!(
+            b"firstsecond".starts_with(&after) || after.contains(&0),
+            "{after:?}"
+        );
+        torn.insert(after.len());
+        disk.append(path, b"!").unwrap();
+    }
+    assert!(
+        torn.len() > 3,
+        "power failures keep varied amounts: {torn:?}"
+    );
+}
+
+#[test]
+fn a_duplicate_is_independent() {
+    let mut disk = SimDisk::new(1);
+    disk.write(Path::new("f"), b"one").unwrap();
+    let mut copy = disk.duplicate();
+    copy.write(Path::new("f"), b"two").unwrap();
+    assert_eq!(disk.read(Path::new("f")).unwrap(), Some(b"one".to_vec()));
+    assert_eq!(copy.read(Path::new("f")).unwrap(), Some(b"two".to_vec()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage under power failures.
+
+/// A fresh data directory's own name is made durable: without the parent-directory syncs in
+/// `Storage::open`, this loses the synced vote on some seeds.
+#[test]
+fn a_new_data_directory_survives_a_power_failure() {
+    for seed in 0..32 {
+        let disk = SimDisk::new(seed);
+        let hard = HardState {
+            term: Term(3),
+            voted_for: Some(NodeId(2)),
+        };
+        {
+            let (mut storage, _) = open(&disk).unwrap();
+            storage.persist(&Persist::HardState(hard)).unwrap();
+        }
+        disk.power_fail();
+        let (storage, report) = open(&disk).unwrap();
+        assert_eq!(storage.durable().hard_state, hard, "seed {seed}");
+        assert!(!report.fresh, "seed {seed}");
+    }
+}
+
+/// What the test asks of the storage, interpreted against the current state so that every
+/// operation is one the core could emit.
+#[derive(Clone, Debug)]
+enum Action {
+    /// A new term (and maybe a vote), or a vote in the current term if there is none yet.
+    Hard { new_term: bool, vote: u8 },
+    /// Entries of the current term from `back` entries before the end (a follower overwriting
+    /// a suffix, or a leader appending when `back` is 0).
+    Append { back: u8, count: u8 },
+    /// A snapshot `back` entries before the end of the log, or past it (installed from a
+    /// leader) when `past` is set.
+    Snapshot { back: u8, past: bool, size: u16 },
+    /// Make everything staged durable.
+    Sync,
+    /// The power fails now; the disk of the next run dies after `dies_after` writes, if set.
+    PowerFail { dies_after: Option<u8> },
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        2 => (any::<bool>(), 0..4u8).prop_map(|(new_term, vote)| Action::Hard { new_term, vote }),
+        5 => (0..4u8, 1..5u8).prop_map(|(back, count)| Action::Append { back, count }),
+        1 => (0..6u8, any::<bool>(), 0..300u16)
+            .prop_map(|(back, past, size)| Action::Snapshot { back, past, size }),
+        3 => Just(Action::Sync),
+        2 => proptest::option::weighted(0.8, 0..24u8)
+            .prop_map(|dies_after| Action::PowerFail { dies_after }),
+    ]
+}
+
+/// Turns an action into a persist operation valid on `state`, if there is one.
+fn persist_op(state: &DurableState, action: &Action) -> Option<Persist> {
+    let hard = state.hard_state;
+    let log = &state.log;
+    match *action {
+        Action::Hard { new_term, vote } => {
+            let voted_for = (vote > 0).then(|| NodeId(u32::from(vote)));
+            if new_term {
+                Some(Persist::HardState(HardState {
+                    term: Term(hard.term.0 + 1),
+                    voted_for,
+                }))
+            } else if hard.voted_for.is_none() && voted_for.is_some() {
+                Some(Persist::HardState(HardState {
+                    term: hard.term,
+                    voted_for,
+                }))
+            } else {
+                None
+            }
+        }
+        Action::Append { back, count } => {
+            if hard.term == Term(0) {
+                return None;
+            }
+            let last = log.last_index().0;
+            let first = (last + 1)
+                .saturating_sub(u64::from(back))
+                .max(log.snapshot_index().0 + 1);
+            let entries = (first..first + u64::from(count))
+                .map(|i| entry(i, hard.term))
+                .collect();
+            Some(Persist::Append(entries))
+        }
+        Action::Snapshot { back, past, size } => {
+            if hard.term == Term(0) {
+                return None;
+            }
+            let last = log.last_index().0;
+            let (index, term) = if past {
+                (last + u64::from(back) + 1, hard.term)
+            } else {
+                let index = last.checked_sub(u64::from(back))?;
+                if index <= log.snapshot_index().0 {
+                    return None;
+                }
+                (index, log.term_at(Index(index))?)
+            };
+            Some(Persist::Snapshot(Snapshot {
+                index: Index(index),
+                term,
+                data: vec![index as u8; usize::from(size)],
+            }))
+        }
+        Action::Sync | Action::PowerFail { .. } => None,
+    }
+}
+
+/// What a restart may recover, given the states since the last completed sync.
+struct Allowed {
+    /// The state when the last sync (or snapshot write) returned, then after each operation
+    /// applied since.
+    states: Vec<DurableState>,
+    /// A snapshot whose write failed part way: it may have landed on any of those logs.
+    failed_snapshot: Option<Snapshot>,
+}
+
+impl Allowed {
+    fn synced(state: DurableState) -> Allowed {
+        Allowed {
+            states: vec![state],
+            failed_snapshot: None,
+        }
+    }
+
+    /// Ok if `recovered` is one of the states since the last sync, or one of their logs with
+    /// the failed snapshot installed, under a hard state at least as new as that log.
+    fn check(&self, recovered: &DurableState) -> Result<(), String> {
+        let newest_hard = self
+            .states
+            .iter()
+            .rposition(|s| s.hard_state == recovered.hard_state)
+            .ok_or_else(|| {
+                format!(
+                    "hard state {:?} is none of {:?}",
+                    recovered.hard_state,
+                    self.states.iter().map(|s| s.hard_state).collect::<Vec<_>>()
+                )
+            })?;
+        let oldest_log = self.states.iter().position(|s| s.log == recovered.log);
+        let with_snapshot = self.failed_snapshot.as_ref().and_then(|snapshot| {
+            self.states.iter().find(|s| {
+                let mut log = s.log.clone();
+                log.install_snapshot(snapshot.clone());
+                log == recovered.log
+            })
+        });
+        let log_at = match (oldest_log, with_snapshot) {
+            (Some(at), _) => at,
+            // The snapshot's write comes after the newest hard state is written.
+            (None, Some(_)) => self.states.len() - 1,
+            (None, None) => {
+                return Err(format!(
+                    "the log (snapshot {}, entries {:?}) is none of the logs since the last sync",
+                    recovered.log.snapshot_index(),
+                    recovered
+                        .log
+                        .entries()
+                        .iter()
+                        .map(|e| (e.index.0, e.term.0))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        };
+        if newest_hard < log_at {
+            return Err(format!(
+                "hard state {:?} is older than the log, which includes operation {log_at}",
+                recovered.hard_state
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Opens the storage on `disk`, which may die part way; a failed open is followed by a power
+/// failure and a clean open. Either way the result must be what an uninterrupted open of the
+/// same disk recovers.
+fn open_checked(disk: &SimDisk, dies_after: Option<u8>) -> Result<Storage, TestCaseError> {
+    let reference = disk.duplicate();
+    let expected = open(&reference)
+        .map_err(|e| TestCaseError::fail(format!("recovery failed: {e}")))?
+        .0
+        .durable()
+        .clone();
+    if let Some(writes) = dies_after {
+        disk.fail_after(u64::from(writes));
+    }
+    let storage = match open(disk) {
+        Ok((storage, _)) => storage,
+        Err(_) => {
+            prop_assert!(disk.is_dead(), "only the dying disk may fail an open");
+            disk.power_fail();
+            open(disk)
+                .map_err(|e| {
+                    TestCaseError::fail(format!("recovery after a crash in recovery: {e}"))
+                })?
+                .0
+        }
+    };
+    prop_assert_eq!(
+        storage.durable(),
+        &expected,
+        "an interrupted recovery changed the state"
+    );
+    Ok(storage)
+}
+
+fn run_actions(seed: u64, actions: &[Action]) -> Result<(), TestCaseError> {
+    let disk = SimDisk::new(seed);
+    let mut storage = open_checked(&disk, None)?;
+    let mut allowed = Allowed::synced(storage.durable().clone());
+    for (step, action) in actions.iter().enumerate() {
+        let result = match action {
+            Action::Sync => storage.sync(),
+            Action::PowerFail { .. } => Err(StorageError::Poisoned),
+            _ => {
+                let Some(op) = persist_op(storage.durable(), action) else {
+                    continue;
+                };
+                let before = storage.durable().clone();
+                let result = storage.apply(&op);
+                if result.is_ok() || disk.is_dead() {
+                    let mut after = before;
+                    after.apply(&op).expect("generated operations are valid");
+                    allowed.states.push(after);
+                    if let Persist::Snapshot(snapshot) = &op {
+                        allowed.failed_snapshot = Some(snapshot.clone());
+                    }
+                }
+                result
+            }
+        };
+        match result {
+            Ok(()) => {
+                // A sync, or a snapshot write, makes everything applied so far durable.
+                if matches!(action, Action::Sync | Action::Snapshot { .. }) {
+                    allowed = Allowed::synced(storage.durable().clone());
+                }
+            }
+            Err(e) => {
+                prop_assert!(
+                    disk.is_dead() || matches!(action, Action::PowerFail { .. }),
+                    "step {step}: {e}"
+                );
+                drop(storage);
+                disk.power_fail();
+                let dies_after = match action {
+                    Action::PowerFail { dies_after } => *dies_after,
+                    _ => None,
+                };
+                storage = open_checked(&disk, dies_after)?;
+                allowed
+                    .check(storage.durable())
+                    .map_err(|e| TestCaseError::fail(format!("step {step}: {e}")))?;
+                allowed = Allowed::synced(storage.durable().clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn power_failures_keep_every_synced_state(
+        seed in any::<u64>(),
+        actions in proptest::collection::vec(action(), 1..120),
+    ) {
+        run_actions(seed, &actions)?;
+    }
+}
+
+/// Every write position of one fixed workload, so each crash point is hit for sure.
+#[test]
+fn every_crash_point_of_a_fixed_workload_recovers() {
+    let workload = [
+        Action::Hard {
+            new_term: true,
+            vote: 1,
+        },
+        Action::Append { back: 0, count: 3 },
+        Action::Sync,
+        Action::Append { back: 1, count: 2 },
+        Action::Hard {
+            new_term: true,
+            vote: 2,
+        },
+        Action::Append { back: 2, count: 3 },
+        Action::Sync,
+        Action::Snapshot {
+            back: 1,
+            past: false,
+            size: 40,
+        },
+        Action::Append { back: 0, count: 2 },
+        Action::Sync,
+        Action::Snapshot {
+            back: 2,
+            past: true,
+            size: 10,
+        },
+        Action::Append { back: 0, count: 1 },
+        Action::Sync,
+    ];
+    for dies_after in 0..40u8 {
+        for seed in 0..4 {
+            let mut actions = vec![Action::PowerFail {
+                dies_after: Some(dies_after),
+            }];
+            actions.extend(workload.iter().cloned());
+            actions.push(Action::PowerFail { dies_after: None });
+            if let Err(e) = run_actions(seed, &actions) {
+                panic!("dies after {dies_after} writes, seed {seed}: {e}");
+            }
+        }
+    }
+}
+
+/// The check itself fails on the states a broken storage would recover.
+#[test]
+fn the_check_rejects_lost_votes_and_logs_newer_than_their_hard_state() {
+    let mut synced = DurableState::default();
+    synced
+        .apply(&Persist::HardState(HardState {
+            term: Term(1),
+            voted_for: None,
+        }))
+        .unwrap();
+    let mut allowed = Allowed::synced(synced.clone());
+    let mut voted = synced.clone();
+    voted
+        .apply(&Persist::HardState(HardState {
+            term: Term(2),
+            voted_for: Some(NodeId(2)),
+        }))
+        .unwrap();
+    allowed.states.push(voted.clone());
+    let mut appended = voted.clone();
+    appended
+        .apply(&Persist::Append(vec![entry(1, Term(2))]))
+        .unwrap();
+    allowed.states.push(appended.clone());
+
+    assert!(allowed.check(&synced).is_ok());
+    assert!(allowed.check(&voted).is_ok());
+    assert!(allowed.check(&appended).is_ok());
+    // The entry without the vote that came before it.
+    let mut log_first = synced.clone();
+    log_first.log = appended.log.clone();
+    assert!(allowed.check(&log_first).is_err());
+    // A vote nobody cast.
+    let mut forged = voted.clone();
+    forged.hard_state.voted_for = Some(NodeId(3));
+    assert!(allowed.check(&forged).is_err());
+    // Less than the last sync.
+    assert!(Allowed::synced(appended).check(&synced).is_err());
+}
