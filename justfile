@@ -91,9 +91,9 @@ crash-test:
 fuzz-cargo TARGET="schedule" *ARGS:
     cd fuzz && cargo fuzz run -s none {{TARGET}} {{ARGS}}
 
-# The runtime on madsim, on SEEDS seeds: 3- and 5-node clusters with clerks under kills, restarts
-# and partitions in simulated time; MADSIM_TEST_SEED=<decimal> sets the first seed, a failure
-# prints its seed. Builds into target/madsim: `--cfg madsim` changes every crate.
+# The runtime on madsim, on SEEDS seeds: 3- and 5-node clusters with clerks under kills, power
+# failures of simulated disks, restarts and partitions in simulated time, and whole-cluster power
+# failures; MADSIM_TEST_SEED=<decimal> sets the first seed, a failure prints its seed. Builds into target/madsim: `--cfg madsim` changes every crate.
 madsim SEEDS="20":
     #!/usr/bin/env bash
     set -euo pipefail

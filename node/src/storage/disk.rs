@@ -171,9 +171,9 @@ impl Disk for OsDisk {
 ///   For each directory, it keeps the names as of its last [`Disk::sync_dir`], plus a random
 ///   prefix of the name changes made since (an ordered metadata journal, as ext4 keeps).
 ///   A file no durable name points at is gone.
-/// * **A dying disk** ([`SimDisk::fail_after`]): after a given number of further writes, the
-///   next write applies only in part (a random prefix of an append) and it and every later call
-///   fail with an I/O error, as if the power went at that moment; [`SimDisk::power_fail`]
+/// * **A dying disk** ([`SimDisk::fail_after`]): after a given number of further writes and
+///   syncs, the next one fails — a write applies only in part (a random prefix of its bytes),
+///   a sync not at all — and so does every later call, as if the power went at that moment; [`SimDisk::power_fail`]
 ///   then decides what survived.
 ///
 /// Everything random comes from the seed given to [`SimDisk::new`], so a run replays exactly.
@@ -196,7 +196,7 @@ impl fmt::Debug for SimDisk {
 /// Counters of a [`SimDisk`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimDiskStats {
-    /// Calls that change data or names (the ones [`SimDisk::fail_after`] counts).
+    /// Calls that change data or names.
     pub writes: u64,
     /// File and directory syncs.
     pub syncs: u64,
@@ -226,12 +226,41 @@ enum Node {
     Dir,
 }
 
+/// A file's content, and what of it is durable. Appends and syncs cost what they write, not
+/// the file's size: while the file only grows, the durable content is a prefix of the current
+/// one; the first rewrite or shrink after a sync copies the durable content aside.
 #[derive(Clone, Debug, Default)]
 struct Inode {
     /// What reads see (the page cache).
     data: Vec<u8>,
-    /// What the last sync made durable.
-    synced: Vec<u8>,
+    /// When `old` is `None`, the durable content is `data[..stable]`.
+    stable: usize,
+    /// The durable content, when `data` no longer starts with it.
+    old: Option<Vec<u8>>,
+}
+
+impl Inode {
+    /// Before `data[from..]` changes other than by appending: keep the durable content.
+    fn preserve_from(&mut self, from: usize) {
+        if self.old.is_none() && from < self.stable {
+            self.old = Some(self.data[..self.stable].to_vec());
+        }
+    }
+
+    fn replace(&mut self, bytes: &[u8]) {
+        self.preserve_from(0);
+        self.data = bytes.to_vec();
+    }
+
+    fn set_len(&mut self, len: usize) {
+        self.preserve_from(len);
+        self.data.resize(len, 0);
+    }
+
+    fn sync(&mut self) {
+        self.stable = self.data.len();
+        self.old = None;
+    }
 }
 
 #[derive(Debug)]
@@ -245,7 +274,7 @@ struct SimState {
     inodes: BTreeMap<u64, Inode>,
     next_inode: u64,
     /// Writes left before the disk dies; `None` never.
-    writes_left: Option<u64>,
+    calls_left: Option<u64>,
     dead: bool,
     rng: ChaCha8Rng,
     stats: SimDiskStats,
@@ -273,7 +302,7 @@ impl SimDisk {
                 pending: BTreeMap::new(),
                 inodes: BTreeMap::new(),
                 next_inode: 1,
-                writes_left: None,
+                calls_left: None,
                 dead: false,
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 stats: SimDiskStats::default(),
@@ -300,7 +329,7 @@ impl SimDisk {
             pending: state.pending.clone(),
             inodes: state.inodes.clone(),
             next_inode: state.next_inode,
-            writes_left: state.writes_left,
+            calls_left: state.calls_left,
             dead: state.dead,
             rng: state.rng.clone(),
             stats: state.stats,
@@ -316,11 +345,12 @@ impl SimDisk {
         self.lock().stats
     }
 
-    /// Lets `writes` more writes through, then applies the next one in part and fails it and
-    /// every later call, as a power failure at that moment would. [`SimDisk::power_fail`]
+    /// Lets `calls` more writes and syncs through, then fails the next one and every later
+    /// call, as a power failure at that moment would: a failing write applies in part (a
+    /// random prefix of its bytes), a failing sync not at all. [`SimDisk::power_fail`]
     /// brings the disk back.
-    pub fn fail_after(&self, writes: u64) {
-        self.lock().writes_left = Some(writes);
+    pub fn fail_after(&self, calls: u64) {
+        self.lock().calls_left = Some(calls);
     }
 
     /// True once the disk has died (see [`SimDisk::fail_after`]).
@@ -347,7 +377,11 @@ impl SimDisk {
             return false;
         };
         let mut flipped = false;
-        for bytes in [&mut inode.data, &mut inode.synced] {
+        // The durable content is a prefix of `data` unless it was set aside.
+        for bytes in [Some(&mut inode.data), inode.old.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if let Some(b) = bytes.get_mut(at) {
                 *b ^= 1 << (bit % 8);
                 flipped = true;
@@ -404,17 +438,29 @@ impl SimState {
     fn begin_write(&mut self) -> io::Result<bool> {
         self.check_alive()?;
         self.stats.writes += 1;
-        match self.writes_left {
+        Ok(self.countdown())
+    }
+
+    /// Counts a sync; `Ok(false)` means the disk dies before it (it does not happen).
+    fn begin_sync(&mut self) -> io::Result<bool> {
+        self.check_alive()?;
+        self.stats.syncs += 1;
+        Ok(self.countdown())
+    }
+
+    /// One more call through [`SimDisk::fail_after`]'s gate: false when the disk dies on it.
+    fn countdown(&mut self) -> bool {
+        match self.calls_left {
             Some(0) => {
                 self.dead = true;
-                self.writes_left = None;
-                Ok(false)
+                self.calls_left = None;
+                false
             }
             Some(n) => {
-                self.writes_left = Some(n - 1);
-                Ok(true)
+                self.calls_left = Some(n - 1);
+                true
             }
-            None => Ok(true),
+            None => true,
         }
     }
 
@@ -524,29 +570,30 @@ impl SimState {
             .collect();
         self.inodes.retain(|ino, _| live.contains(ino));
         for inode in self.inodes.values_mut() {
-            let current = std::mem::take(&mut inode.data);
-            let survived = if current.starts_with(&inode.synced) {
-                let extra = current.len() - inode.synced.len();
-                let kept = self.rng.random_range(0..=extra);
-                let mut data = current[..inode.synced.len() + kept].to_vec();
-                if kept < extra && self.rng.random_range(0..4u32) == 0 {
-                    let zeros = self.rng.random_range(1..=extra - kept);
-                    data.resize(data.len() + zeros, 0);
+            let current_len = inode.data.len();
+            match inode.old.take() {
+                None => {
+                    // Only appended to since the sync: part of the appended bytes landed.
+                    let extra = current_len - inode.stable;
+                    let kept = self.rng.random_range(0..=extra);
+                    inode.data.truncate(inode.stable + kept);
+                    if kept < extra && self.rng.random_range(0..4u32) == 0 {
+                        let zeros = self.rng.random_range(1..=extra - kept);
+                        inode.data.resize(inode.data.len() + zeros, 0);
+                    }
                 }
-                data
-            } else if self.rng.random_range(0..2u32) == 0 {
-                current.clone()
-            } else {
-                inode.synced.clone()
-            };
-            let lost = current.len().saturating_sub(survived.len());
-            self.stats.bytes_lost += lost as u64;
-            inode.synced.clone_from(&survived);
-            inode.data = survived;
+                Some(old) => {
+                    if self.rng.random_range(0..2u32) == 0 {
+                        inode.data = old;
+                    }
+                }
+            }
+            self.stats.bytes_lost += current_len.saturating_sub(inode.data.len()) as u64;
+            inode.sync();
         }
         self.names = self.durable_names.clone();
         self.dead = false;
-        self.writes_left = None;
+        self.calls_left = None;
     }
 }
 
@@ -612,7 +659,7 @@ impl Disk for SimDisk {
             state.rng.random_range(0..=bytes.len())
         };
         let inode = state.inodes.get_mut(&ino).expect("named inodes exist");
-        inode.data = bytes[..part].to_vec();
+        inode.replace(&bytes[..part]);
         if whole { Ok(()) } else { Err(dead_disk()) }
     }
 
@@ -641,8 +688,7 @@ impl Disk for SimDisk {
             .inodes
             .get_mut(&ino)
             .expect("named inodes exist")
-            .data
-            .resize(len, 0);
+            .set_len(len);
         Ok(())
     }
 
@@ -656,10 +702,15 @@ impl Disk for SimDisk {
     fn sync_file(&mut self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
         state.check_alive()?;
-        state.stats.syncs += 1;
         let ino = state.file(path)?;
-        let inode = state.inodes.get_mut(&ino).expect("named inodes exist");
-        inode.synced.clone_from(&inode.data);
+        if !state.begin_sync()? {
+            return Err(dead_disk());
+        }
+        state
+            .inodes
+            .get_mut(&ino)
+            .expect("named inodes exist")
+            .sync();
         Ok(())
     }
 
@@ -713,7 +764,9 @@ impl Disk for SimDisk {
         if !state.is_dir(dir) {
             return Err(not_found(dir));
         }
-        state.stats.syncs += 1;
+        if !state.begin_sync()? {
+            return Err(dead_disk());
+        }
         for change in state.pending.remove(dir).unwrap_or_default() {
             apply_change(&mut state.durable_names, change);
         }
