@@ -209,6 +209,37 @@ fn a_new_data_directory_survives_a_power_failure() {
     }
 }
 
+/// Media corruption of a synced record is refused with the file and offset, on the simulated
+/// disk as on the real one, and a power failure never turns it into a clean start.
+#[test]
+fn a_corrupt_synced_record_is_refused_after_a_power_failure() {
+    let disk = SimDisk::new(5);
+    {
+        let (mut storage, _) = open(&disk).unwrap();
+        storage
+            .persist(&Persist::HardState(HardState {
+                term: Term(1),
+                voted_for: None,
+            }))
+            .unwrap();
+        for i in 1..=3 {
+            storage
+                .persist(&Persist::Append(vec![entry(i, Term(1))]))
+                .unwrap();
+        }
+    }
+    let log = Path::new(DIR).join(LOG_FILE);
+    assert!(disk.corrupt(&log, record::HEADER_BYTES as u64 + 2, 3));
+    disk.power_fail();
+    match open(&disk) {
+        Err(StorageError::Corrupt { path, offset, .. }) => {
+            assert_eq!((path, offset), (log.clone(), 0));
+        }
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+    assert!(!disk.corrupt(&log, 1 << 20, 0), "past the end of the file");
+}
+
 /// What the test asks of the storage, interpreted against the current state so that every
 /// operation is one the core could emit.
 #[derive(Clone, Debug)]
