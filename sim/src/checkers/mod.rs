@@ -2,8 +2,8 @@
 //!
 //! One module per property, named after it: `election_safety`, `log_matching`,
 //! `leader_completeness`, `state_machine_safety`, `committed_immutable`, `apply_order`,
-//! `snapshot_monotonic`, `monotonic`, `index_bounds` and `persist_first` (the core's
-//! persist-before-send contract). [`Checkers`] feeds each event to
+//! `snapshot_monotonic`, `monotonic`, `index_bounds`, `persist_first` (the core's
+//! persist-before-send contract) and `truncation` (logs are truncated only at a conflict). [`Checkers`] feeds each event to
 //! the checkers that care about it and stops at the first violation.
 //!
 //! Logs are compared by chained prefix fingerprints (`hash`): the log-matching checker keeps a
@@ -32,6 +32,7 @@ mod snapshot_monotonic;
 mod state_machine_safety;
 #[cfg(test)]
 mod tests;
+mod truncation;
 mod window;
 
 use apply_order::ApplyOrder;
@@ -140,6 +141,7 @@ impl Checkers {
             }
             Output::Persist(Persist::Append(entries)) => {
                 self.committed_immutable.on_append(slot, entries)?;
+                truncation::on_append(self.ids[slot], self.log_matching.mirror(slot), entries)?;
                 self.log_matching.on_append(slot, entries)
             }
             Output::Persist(Persist::Snapshot(snapshot)) => {

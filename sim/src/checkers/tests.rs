@@ -849,6 +849,36 @@ fn committed_immutable_fires_on_an_append_over_a_committed_entry() -> Result<(),
 }
 
 #[test]
+fn truncation_fires_on_an_append_that_matches_the_log_but_drops_its_tail() -> Result<(), Violation>
+{
+    let mut h = Harness::new(3, 7);
+    h.elect(0)?;
+    h.commit(0, b"a")?;
+    h.commit(0, b"b")?;
+    let (e3, e4) = (entry(3, 2, "u3"), entry(4, 2, "u4"));
+    h.checkers
+        .on_output(NodeId(2), &append(vec![e3.clone(), e4.clone()]))?;
+    // A duplicate of the first append: matches entry for entry, so it must not drop entry 4.
+    let violation = assert_fires(
+        h.checkers.on_output(NodeId(2), &append(vec![e3.clone()])),
+        "truncation",
+    );
+    assert!(
+        violation.message.contains("drops its entries i4..=i4"),
+        "{violation}"
+    );
+    // Appends that conflict, from the first entry or a later one, may truncate; so may one that
+    // matches and ends at the end of the log.
+    h.checkers
+        .on_output(NodeId(2), &append(vec![e3.clone(), entry(4, 3, "r4")]))?;
+    h.checkers
+        .on_output(NodeId(2), &append(vec![entry(3, 3, "r3")]))?;
+    h.checkers
+        .on_output(NodeId(2), &append(vec![entry(3, 3, "r3")]))?;
+    Ok(())
+}
+
+#[test]
 fn committed_immutable_fires_on_a_commit_of_a_different_entry() {
     // Through the whole checker set, the Apply output that comes with a commit trips state-machine
     // safety first; this drives the committed-immutable checker alone to see its own check. Two
