@@ -20,7 +20,8 @@
 //! it cannot show whether the storage's crash guarantees hold; the simulated disk models all
 //! three (`node/src/storage/disk.rs`). Two kinds of crash:
 //!
-//! * a kill, as a SIGKILL: the node's tasks stop, the disk keeps every write (the kernel holds
+//! * a kill, as a SIGKILL: the node's tasks stop, maybe in the middle of a flush (before a
+//!   random one of its next writes and syncs), and the disk keeps every write (the kernel holds
 //!   them);
 //! * a power failure: the disk may first die in the middle of a write (after a random number of
 //!   further writes), then loses what was not synced — unsynced appends in part, unsynced
@@ -143,18 +144,33 @@ impl Sim {
     }
 }
 
-/// Takes the power from a server: its disk dies after a random number of further writes (or
-/// the wait runs out first), then the node stops and the disk loses what was not synced. The
-/// caller restarts it.
+/// Takes the power from a server: its disk dies after a random number of further writes and
+/// syncs (or the wait runs out first), then the node stops and the disk loses what was not
+/// synced. The caller restarts it.
 async fn power_fail(disk: &SimDisk, node: madsim::task::NodeId) {
     disk.fail_after(thread_rng().gen_range(0..40));
+    wait_for_stop(disk).await;
+    Handle::current().kill(node);
+    disk.power_fail();
+}
+
+/// Kills a server's process: it stops before a random one of its next writes and syncs (or when
+/// the wait runs out), as a SIGKILL in the middle of a flush would; the disk keeps everything
+/// written. The caller restarts it.
+async fn kill(disk: &SimDisk, node: madsim::task::NodeId) {
+    disk.kill_after(thread_rng().gen_range(0..40));
+    wait_for_stop(disk).await;
+    Handle::current().kill(node);
+    disk.restart_process();
+}
+
+/// Waits up to 300 ms of simulated time for an armed disk to stop.
+async fn wait_for_stop(disk: &SimDisk) {
     let wait_until =
         tokio::time::Instant::now() + Duration::from_millis(thread_rng().gen_range(0..300));
     while !disk.is_dead() && tokio::time::Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    Handle::current().kill(node);
-    disk.power_fail();
 }
 
 /// Faults chosen by the seed, started every 0.2-1.5 s and lasting 0.1-3 s, so they overlap:
@@ -191,7 +207,7 @@ async fn inject_faults(sim: &Sim, duration: Duration) -> usize {
             match kind {
                 0 | 1 => {
                     if kind == 0 {
-                        handle.kill(victim);
+                        kill(&disk, victim).await;
                     } else {
                         power_fail(&disk, victim).await;
                     }

@@ -27,8 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// (including a directory created in it).
 pub trait Disk: fmt::Debug + Send {
     /// Creates `dir` and any missing parents (like `mkdir -p`); an existing directory is fine.
-    /// Returns the directories it created, parents first.
-    fn create_dir_all(&mut self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    fn create_dir_all(&mut self, dir: &Path) -> io::Result<()>;
     /// The whole content of the file at `path`, or `None` if there is none.
     fn read(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>>;
     /// The paths of the entries (files and directories) in `dir`, sorted.
@@ -73,9 +72,10 @@ impl OsDisk {
         OsDisk::default()
     }
 
-    fn file(&mut self, path: &Path) -> io::Result<&mut File> {
+    /// The open handle on `path` (opened for appending, created only if `create`).
+    fn file(&mut self, path: &Path, create: bool) -> io::Result<&mut File> {
         if !self.open.contains_key(path) {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = OpenOptions::new().create(create).append(true).open(path)?;
             self.open.insert(path.to_path_buf(), file);
         }
         Ok(self.open.get_mut(path).expect("inserted above"))
@@ -83,19 +83,8 @@ impl OsDisk {
 }
 
 impl Disk for OsDisk {
-    fn create_dir_all(&mut self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        let mut missing = Vec::new();
-        let mut at = Some(dir);
-        while let Some(d) = at {
-            if d.as_os_str().is_empty() || d.is_dir() {
-                break;
-            }
-            missing.push(d.to_path_buf());
-            at = d.parent();
-        }
-        fs::create_dir_all(dir)?;
-        missing.reverse();
-        Ok(missing)
+    fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
     }
 
     fn read(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>> {
@@ -115,23 +104,22 @@ impl Disk for OsDisk {
     }
 
     fn write(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        // Not cached: the cache holds append-mode handles only (`file`).
         self.open.remove(path);
-        let mut file = OpenOptions::new()
+        OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(path)?;
-        file.write_all(bytes)?;
-        self.open.insert(path.to_path_buf(), file);
-        Ok(())
+            .open(path)?
+            .write_all(bytes)
     }
 
     fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.file(path)?.write_all(bytes)
+        self.file(path, true)?.write_all(bytes)
     }
 
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
-        self.file(path)?.set_len(len)
+        self.file(path, false)?.set_len(len)
     }
 
     fn len(&mut self, path: &Path) -> io::Result<u64> {
@@ -139,7 +127,8 @@ impl Disk for OsDisk {
     }
 
     fn sync_file(&mut self, path: &Path) -> io::Result<()> {
-        self.file(path)?.sync_all()
+        // fdatasync: the data and what is needed to read it back (the size), not the times.
+        self.file(path, false)?.sync_data()
     }
 
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
@@ -165,16 +154,19 @@ impl Disk for OsDisk {
 ///
 /// * **A process crash** (dropping the node) loses nothing: the kernel still holds every write.
 /// * **A power failure** ([`SimDisk::power_fail`]) keeps, for each file, the content of its
-///   last [`Disk::sync_file`] — plus, if it was only appended to since, a random part of the
-///   appended bytes, possibly followed by zeros (a file system may extend a file before the data
-///   lands); if it was rewritten or truncated since, either the synced or the current content.
+///   last [`Disk::sync_file`] — plus, if it was only appended to since, either a random part of
+///   the appended bytes, possibly followed by zeros (a file system may extend a file before the
+///   data lands), or all of the new size with each 4 KiB page of the appended range holding its
+///   data or zeros (so a hole can come before data that landed). If it was rewritten or
+///   truncated since, either the synced or the current content.
 ///   For each directory, it keeps the names as of its last [`Disk::sync_dir`], plus a random
 ///   prefix of the name changes made since (an ordered metadata journal, as ext4 keeps).
 ///   A file no durable name points at is gone.
 /// * **A dying disk** ([`SimDisk::fail_after`]): after a given number of further writes and
 ///   syncs, the next one fails — a write applies only in part (a random prefix of its bytes),
-///   a sync not at all — and so does every later call, as if the power went at that moment; [`SimDisk::power_fail`]
-///   then decides what survived.
+///   a sync not at all — and so does every later call, as if the power went at that moment;
+///   [`SimDisk::power_fail`] then decides what survived. [`SimDisk::kill_after`] stops the
+///   process instead, between two calls, and loses nothing.
 ///
 /// Everything random comes from the seed given to [`SimDisk::new`], so a run replays exactly.
 #[derive(Clone)]
@@ -206,6 +198,17 @@ pub struct SimDiskStats {
     pub bytes_lost: u64,
     /// Directory changes a power failure lost.
     pub names_lost: u64,
+}
+
+/// The page size of the simulated page cache: a power failure may lose any page of an unsynced
+/// append on its own.
+const PAGE_BYTES: usize = 4096;
+
+/// How a disk armed by [`SimDisk::fail_after`] or [`SimDisk::kill_after`] stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    PowerCut,
+    ProcessKill,
 }
 
 /// One change to a directory's names, kept until the directory is synced.
@@ -275,6 +278,9 @@ struct SimState {
     next_inode: u64,
     /// Writes left before the disk dies; `None` never.
     calls_left: Option<u64>,
+    /// What stops the disk when the countdown ends: a power cut tears the failing write, a
+    /// process kill stops before it.
+    stop: Stop,
     dead: bool,
     rng: ChaCha8Rng,
     stats: SimDiskStats,
@@ -303,6 +309,7 @@ impl SimDisk {
                 inodes: BTreeMap::new(),
                 next_inode: 1,
                 calls_left: None,
+                stop: Stop::PowerCut,
                 dead: false,
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 stats: SimDiskStats::default(),
@@ -330,6 +337,7 @@ impl SimDisk {
             inodes: state.inodes.clone(),
             next_inode: state.next_inode,
             calls_left: state.calls_left,
+            stop: state.stop,
             dead: state.dead,
             rng: state.rng.clone(),
             stats: state.stats,
@@ -350,10 +358,29 @@ impl SimDisk {
     /// random prefix of its bytes), a failing sync not at all. [`SimDisk::power_fail`]
     /// brings the disk back.
     pub fn fail_after(&self, calls: u64) {
-        self.lock().calls_left = Some(calls);
+        let mut state = self.lock();
+        state.calls_left = Some(calls);
+        state.stop = Stop::PowerCut;
     }
 
-    /// True once the disk has died (see [`SimDisk::fail_after`]).
+    /// Lets `calls` more writes and syncs through, then fails the next one, untouched, and every
+    /// later call: the process was killed there and the kernel keeps everything written so far.
+    /// [`SimDisk::restart_process`] (or [`SimDisk::power_fail`]) brings the disk back.
+    pub fn kill_after(&self, calls: u64) {
+        let mut state = self.lock();
+        state.calls_left = Some(calls);
+        state.stop = Stop::ProcessKill;
+    }
+
+    /// A new process takes over after [`SimDisk::kill_after`] stopped the old one: nothing is
+    /// lost, calls work again.
+    pub fn restart_process(&self) {
+        let mut state = self.lock();
+        state.dead = false;
+        state.calls_left = None;
+    }
+
+    /// True once the disk has stopped (see [`SimDisk::fail_after`], [`SimDisk::kill_after`]).
     #[must_use]
     pub fn is_dead(&self) -> bool {
         self.lock().dead
@@ -572,8 +599,21 @@ impl SimState {
         for inode in self.inodes.values_mut() {
             let current_len = inode.data.len();
             match inode.old.take() {
+                None if self.rng.random_range(0..3u32) == 0 => {
+                    // Only appended to since the sync, and the new size landed but not every
+                    // page: each page of the appended range holds its data or zeros.
+                    let mut at = inode.stable;
+                    while at < current_len {
+                        let end = ((at / PAGE_BYTES + 1) * PAGE_BYTES).min(current_len);
+                        if self.rng.random_range(0..2u32) == 0 {
+                            inode.data[at..end].fill(0);
+                        }
+                        at = end;
+                    }
+                }
                 None => {
-                    // Only appended to since the sync: part of the appended bytes landed.
+                    // Only appended to since the sync: a prefix of the appended bytes landed,
+                    // maybe followed by zeros where the size landed before the data.
                     let extra = current_len - inode.stable;
                     let kept = self.rng.random_range(0..=extra);
                     inode.data.truncate(inode.stable + kept);
@@ -598,7 +638,7 @@ impl SimState {
 }
 
 impl Disk for SimDisk {
-    fn create_dir_all(&mut self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
         state.check_alive()?;
         let mut missing = Vec::new();
@@ -620,7 +660,7 @@ impl Disk for SimDisk {
             }
             state.link(d, Node::Dir);
         }
-        Ok(missing)
+        Ok(())
     }
 
     fn read(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>> {
@@ -652,6 +692,9 @@ impl Disk for SimDisk {
     fn write(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
         let whole = state.begin_write()?;
+        if !whole && state.stop == Stop::ProcessKill {
+            return Err(dead_disk());
+        }
         let ino = state.file_or_create(path)?;
         let part = if whole {
             bytes.len()
@@ -666,6 +709,9 @@ impl Disk for SimDisk {
     fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
         let whole = state.begin_write()?;
+        if !whole && state.stop == Stop::ProcessKill {
+            return Err(dead_disk());
+        }
         let ino = state.file_or_create(path)?;
         let part = if whole {
             bytes.len()

@@ -171,13 +171,20 @@ impl Storage {
         dir: impl AsRef<Path>,
     ) -> Result<(Storage, RecoveryReport), StorageError> {
         let dir = dir.as_ref().to_path_buf();
-        let created = disk
-            .create_dir_all(&dir)
+        disk.create_dir_all(&dir)
             .map_err(io_error("create directory", &dir))?;
-        // A new directory's name is durable only once its parent is synced; without this a
-        // power failure could take the whole data directory, synced files and all.
-        for new_dir in &created {
-            sync_dir(&mut *disk, parent(new_dir))?;
+        // A directory's name is durable only once its parent is synced. Without this a power
+        // failure could take the whole data directory, synced files and all — also when an
+        // earlier open was killed after creating it, or someone else created it, so every open
+        // syncs every ancestor, not only the ones it created.
+        let mut at = dir.as_path();
+        loop {
+            let up = parent(at);
+            sync_dir(&mut *disk, up)?;
+            if up == at || up == Path::new(".") || up == Path::new("/") {
+                break;
+            }
+            at = up;
         }
         let mut report = RecoveryReport {
             removed_tmp_files: remove_tmp_files(&mut *disk, &dir)?,
@@ -192,6 +199,11 @@ impl Storage {
         let log = assemble_log(&log_path, snapshot, replayed)?;
         disk.append(&log_path, &[])
             .map_err(io_error("open", &log_path))?;
+        // What was just read may sit only in the page cache: a process killed between a write
+        // and its fsync leaves it there. The node is about to act on it (acknowledge entries,
+        // vote), so it must be durable first.
+        disk.sync_file(&log_path)
+            .map_err(io_error("fsync", &log_path))?;
         let log_file_bytes = disk.len(&log_path).map_err(io_error("stat", &log_path))?;
         let mut storage = Storage {
             disk,

@@ -240,6 +240,121 @@ fn a_corrupt_synced_record_is_refused_after_a_power_failure() {
     assert!(!disk.corrupt(&log, 1 << 20, 0), "past the end of the file");
 }
 
+fn voted() -> HardState {
+    HardState {
+        term: Term(3),
+        voted_for: Some(NodeId(2)),
+    }
+}
+
+/// A data directory created by an open that was killed before it synced the parent (or by
+/// `mkdir -p`) is made durable by the next open, though that open creates nothing.
+#[test]
+fn a_data_directory_left_by_a_killed_open_is_made_durable() {
+    for seed in 0..32 {
+        let mut disk = SimDisk::new(seed);
+        disk.create_dir_all(Path::new(DIR)).unwrap();
+        {
+            let (mut storage, _) = open(&disk).unwrap();
+            storage.persist(&Persist::HardState(voted())).unwrap();
+        }
+        disk.power_fail();
+        let (storage, _) = open(&disk).unwrap();
+        assert_eq!(storage.durable().hard_state, voted(), "seed {seed}");
+    }
+}
+
+/// A storage with hard state and entries 1..=3 synced, one record each, on a fresh disk.
+fn three_synced_entries(seed: u64) -> (SimDisk, PathBuf) {
+    let disk = SimDisk::new(seed);
+    {
+        let (mut storage, _) = open(&disk).unwrap();
+        storage.persist(&Persist::HardState(voted())).unwrap();
+        for i in 1..=3 {
+            storage
+                .persist(&Persist::Append(vec![entry(i, Term(3))]))
+                .unwrap();
+        }
+    }
+    (disk, Path::new(DIR).join(LOG_FILE))
+}
+
+fn log_record(entries: &[Entry]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    record::encode(
+        &postcard::to_allocvec(&LogRecordRef::Append(entries)).unwrap(),
+        &mut bytes,
+    );
+    bytes
+}
+
+/// Bit rot in the last synced record, then an unsynced append the file system zero-filled: the
+/// damaged record is refused, not cut as if it were the torn one.
+#[test]
+fn bit_rot_in_the_last_synced_record_before_a_zero_tail_is_refused() {
+    let (disk, log) = three_synced_entries(5);
+    let mut handle = disk.clone();
+    let len = handle.len(&log).unwrap();
+    assert!(disk.corrupt(&log, len - 2, 0));
+    handle.append(&log, &[0; 64]).unwrap();
+    handle.sync_file(&log).unwrap();
+    match open(&disk) {
+        Err(StorageError::Corrupt { path, .. }) => assert_eq!(path, log),
+        Ok((storage, report)) => panic!(
+            "a synced entry was cut: last index {}, {:?}",
+            storage.durable().log.last_index(),
+            report.torn_tail
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// One unsynced write of two records where the first's page never landed and the second's did:
+/// only unsynced data is damaged, so the node starts, without either.
+#[test]
+fn a_hole_before_data_that_landed_is_a_torn_tail() {
+    let (disk, log) = three_synced_entries(5);
+    let mut handle = disk.clone();
+    let intact = handle.len(&log).unwrap();
+    let fourth = log_record(&[entry(4, Term(3))]);
+    handle.append(&log, &vec![0; fourth.len()]).unwrap();
+    handle
+        .append(&log, &log_record(&[entry(5, Term(3))]))
+        .unwrap();
+    handle.sync_file(&log).unwrap();
+    let (storage, report) = open(&disk).expect("only unsynced data was damaged");
+    assert_eq!(storage.durable().log.last_index(), Index(3));
+    assert_eq!(report.torn_tail.map(|t| t.offset), Some(intact));
+}
+
+/// A process killed between writing a record and syncing it leaves the record in the page cache.
+/// The restarted node reads it and will act on it, so the open makes it durable: a power
+/// failure right after must not take it away.
+#[test]
+fn what_a_restart_reads_is_durable_before_the_node_uses_it() {
+    for seed in 0..16 {
+        let (disk, _) = three_synced_entries(seed);
+        {
+            let (mut storage, _) = open(&disk).unwrap();
+            storage
+                .apply(&Persist::Append(vec![entry(4, Term(3))]))
+                .unwrap();
+            disk.kill_after(1); // The append goes through; the process dies before its fsync.
+            assert!(storage.sync().is_err());
+        }
+        disk.restart_process();
+        let after_kill = open(&disk).unwrap().0.durable().clone();
+        assert_eq!(
+            after_kill.log.last_index(),
+            Index(4),
+            "the kernel kept the record"
+        );
+        disk.power_fail();
+        let after_power = open(&disk).unwrap().0.durable().clone();
+        assert_eq!(after_power, after_kill, "seed {seed}");
+    }
+}
+
 /// What the test asks of the storage, interpreted against the current state so that every
 /// operation is one the core could emit.
 #[derive(Clone, Debug)]
@@ -254,8 +369,34 @@ enum Action {
     Snapshot { back: u8, past: bool, size: u16 },
     /// Make everything staged durable.
     Sync,
-    /// The power fails now; the disk of the next run dies after `dies_after` writes and syncs, if set.
-    PowerFail { dies_after: Option<u8> },
+    /// The node crashes now; the disk of the next run stops the same way after `dies_after`
+    /// writes and syncs, if set (in the middle of recovery, or of a later operation).
+    Crash { kind: Crash, dies_after: Option<u8> },
+}
+
+/// How a node goes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Crash {
+    /// The power fails: what was not synced is lost, in part or in full.
+    Power,
+    /// The process is killed: the kernel keeps every write.
+    Kill,
+}
+
+impl Crash {
+    fn arm(self, disk: &SimDisk, calls: u8) {
+        match self {
+            Crash::Power => disk.fail_after(u64::from(calls)),
+            Crash::Kill => disk.kill_after(u64::from(calls)),
+        }
+    }
+
+    fn recover(self, disk: &SimDisk) {
+        match self {
+            Crash::Power => disk.power_fail(),
+            Crash::Kill => disk.restart_process(),
+        }
+    }
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -265,8 +406,11 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..6u8, any::<bool>(), 0..300u16)
             .prop_map(|(back, past, size)| Action::Snapshot { back, past, size }),
         3 => Just(Action::Sync),
-        2 => proptest::option::weighted(0.8, 0..40u8)
-            .prop_map(|dies_after| Action::PowerFail { dies_after }),
+        2 => (
+            prop_oneof![3 => Just(Crash::Power), 1 => Just(Crash::Kill)],
+            proptest::option::weighted(0.8, 0..40u8),
+        )
+            .prop_map(|(kind, dies_after)| Action::Crash { kind, dies_after }),
     ]
 }
 
@@ -324,7 +468,7 @@ fn persist_op(state: &DurableState, action: &Action) -> Option<Persist> {
                 data: vec![index as u8; usize::from(size)],
             }))
         }
-        Action::Sync | Action::PowerFail { .. } => None,
+        Action::Sync | Action::Crash { .. } => None,
     }
 }
 
@@ -394,29 +538,33 @@ impl Allowed {
     }
 }
 
-/// Opens the storage on `disk`, which may die part way; a failed open is followed by a power
-/// failure and a clean open. Either way the result must be what an uninterrupted open of the
-/// same disk recovers.
-fn open_checked(disk: &SimDisk, dies_after: Option<u8>) -> Result<Storage, TestCaseError> {
+/// Opens the storage on `disk`, armed to stop as `arm` says; a failed open is followed by the
+/// crash's recovery and a clean open. Either way the result must be what an uninterrupted open
+/// of the same disk recovers. Returns the storage and whether the disk is still armed.
+fn open_checked(
+    disk: &SimDisk,
+    arm: Option<(Crash, u8)>,
+) -> Result<(Storage, bool), TestCaseError> {
     let reference = disk.duplicate();
     let expected = open(&reference)
         .map_err(|e| TestCaseError::fail(format!("recovery failed: {e}")))?
         .0
         .durable()
         .clone();
-    if let Some(calls) = dies_after {
-        disk.fail_after(u64::from(calls));
+    if let Some((kind, calls)) = arm {
+        kind.arm(disk, calls);
     }
-    let storage = match open(disk) {
-        Ok((storage, _)) => storage,
+    let (storage, armed) = match open(disk) {
+        Ok((storage, _)) => (storage, arm.is_some()),
         Err(_) => {
             prop_assert!(disk.is_dead(), "only the dying disk may fail an open");
-            disk.power_fail();
-            open(disk)
+            arm.expect("the disk was armed").0.recover(disk);
+            let storage = open(disk)
                 .map_err(|e| {
                     TestCaseError::fail(format!("recovery after a crash in recovery: {e}"))
                 })?
-                .0
+                .0;
+            (storage, false)
         }
     };
     prop_assert_eq!(
@@ -424,17 +572,21 @@ fn open_checked(disk: &SimDisk, dies_after: Option<u8>) -> Result<Storage, TestC
         &expected,
         "an interrupted recovery changed the state"
     );
-    Ok(storage)
+    Ok((storage, armed))
 }
 
 fn run_actions(seed: u64, actions: &[Action]) -> Result<(), TestCaseError> {
     let disk = SimDisk::new(seed);
-    let mut storage = open_checked(&disk, None)?;
+    let (mut storage, _) = open_checked(&disk, None)?;
+    // Small enough that syncs also rewrite the log to drop overwritten records.
+    storage.set_log_garbage_bytes_max(512);
     let mut allowed = Allowed::synced(storage.durable().clone());
+    // How the disk stops if it is armed.
+    let mut armed: Option<Crash> = None;
     for (step, action) in actions.iter().enumerate() {
         let result = match action {
             Action::Sync => storage.sync(),
-            Action::PowerFail { .. } => Err(StorageError::Poisoned),
+            Action::Crash { .. } => Err(StorageError::Poisoned),
             _ => {
                 let Some(op) = persist_op(storage.durable(), action) else {
                     continue;
@@ -460,17 +612,22 @@ fn run_actions(seed: u64, actions: &[Action]) -> Result<(), TestCaseError> {
                 }
             }
             Err(e) => {
-                prop_assert!(
-                    disk.is_dead() || matches!(action, Action::PowerFail { .. }),
-                    "step {step}: {e}"
-                );
                 drop(storage);
-                disk.power_fail();
-                let dies_after = match action {
-                    Action::PowerFail { dies_after } => *dies_after,
-                    _ => None,
+                let next = match *action {
+                    Action::Crash { kind, dies_after } => {
+                        kind.recover(&disk);
+                        dies_after.map(|calls| (kind, calls))
+                    }
+                    _ => {
+                        prop_assert!(disk.is_dead(), "step {step}: {e}");
+                        armed.expect("only an armed disk dies").recover(&disk);
+                        None
+                    }
                 };
-                storage = open_checked(&disk, dies_after)?;
+                let (reopened, still_armed) = open_checked(&disk, next)?;
+                storage = reopened;
+                storage.set_log_garbage_bytes_max(512);
+                armed = next.filter(|_| still_armed).map(|(kind, _)| kind);
                 allowed
                     .check(storage.durable())
                     .map_err(|e| TestCaseError::fail(format!("step {step}: {e}")))?;
@@ -527,11 +684,20 @@ fn every_crash_point_of_a_fixed_workload_recovers() {
     ];
     for dies_after in 0..60u8 {
         for seed in 0..4 {
-            let mut actions = vec![Action::PowerFail {
+            let kind = if seed % 2 == 0 {
+                Crash::Power
+            } else {
+                Crash::Kill
+            };
+            let mut actions = vec![Action::Crash {
+                kind,
                 dies_after: Some(dies_after),
             }];
             actions.extend(workload.iter().cloned());
-            actions.push(Action::PowerFail { dies_after: None });
+            actions.push(Action::Crash {
+                kind: Crash::Power,
+                dies_after: None,
+            });
             if let Err(e) = run_actions(seed, &actions) {
                 panic!("dies after {dies_after} calls, seed {seed}: {e}");
             }
