@@ -82,6 +82,10 @@ pub struct RunOptions {
     pub record_trace: bool,
     /// The run fails (liveness) after this many events.
     pub max_events: u64,
+    /// The run fails (liveness: a message storm) when the postcard bytes of the messages in
+    /// flight at once exceed this ([`crate::cluster::IN_FLIGHT_BYTES_MAX`] by default; lower
+    /// only in tests of the cap itself).
+    pub in_flight_bytes_max: u64,
     /// Keep the client history a scenario publishes (for `--history`), in
     /// [`RunReport::history`]. Off, [`crate::Tester::publish_history`] never builds the JSON: a
     /// history of the many-client scenarios runs to hundreds of megabytes, and only `sim run
@@ -95,6 +99,7 @@ impl Default for RunOptions {
             checkers: true,
             record_trace: false,
             max_events: 50_000_000,
+            in_flight_bytes_max: crate::cluster::IN_FLIGHT_BYTES_MAX,
             record_history: false,
         }
     }
