@@ -397,9 +397,10 @@ pub fn abbreviate(value: &str) -> String {
     format!("{head:?} … {tail:?} ({} bytes)", value.len())
 }
 
-/// Publishes the history for `sim run --history` without checking it.
+/// Publishes the history for `sim run --history` without checking it. The JSON is built only
+/// when the run keeps it ([`sim::RunOptions::record_history`]).
 pub fn publish_history(t: &Tester, log: &History) {
-    t.publish_history(log.to_json());
+    t.publish_history(|| log.to_json());
 }
 
 /// Publishes the history (for `sim run --history`) and checks that it is linearizable, with the
@@ -490,9 +491,17 @@ mod tests {
         })
     }
 
+    /// What `sim run --history` asks for.
+    fn keep_history() -> RunOptions {
+        RunOptions {
+            record_history: true,
+            ..RunOptions::default()
+        }
+    }
+
     #[test]
     fn the_history_is_the_json_sim_lincheck_reads() {
-        let report = sim::run(&history_scenario(three_ops), 3, &RunOptions::default());
+        let report = sim::run(&history_scenario(three_ops), 3, &keep_history());
         assert!(report.passed(), "{:?}", report.failure);
         let json = report.history.expect("the scenario published its history");
         let verdict = lincheck::check_json(&json, lincheck::Budget::DEFAULT);
@@ -571,7 +580,7 @@ mod tests {
 
     #[test]
     fn a_non_linearizable_history_fails_the_scenario_and_the_json_agrees() {
-        let report = sim::run(&history_scenario(stale_read), 1, &RunOptions::default());
+        let report = sim::run(&history_scenario(stale_read), 1, &keep_history());
         let failure = report.failure.expect("a stale read is not linearizable");
         assert!(
             failure.message.contains("history is not linearizable"),
@@ -583,6 +592,29 @@ mod tests {
             matches!(verdict, Ok(lincheck::CheckResult::Illegal(_))),
             "{verdict:?}"
         );
+    }
+
+    /// Unasked, no JSON is kept, and the check (which reads the recorded operations, not the
+    /// JSON) judges the run just the same, on the same trace.
+    #[test]
+    fn without_record_history_no_json_is_kept_and_the_verdicts_stand() {
+        let options = RunOptions::default();
+        assert!(!options.record_history, "off unless asked");
+        let passing = sim::run(&history_scenario(three_ops), 3, &options);
+        assert!(passing.passed(), "{:?}", passing.failure);
+        assert!(passing.history.is_none(), "kept without being asked");
+        let kept = sim::run(&history_scenario(three_ops), 3, &keep_history());
+        assert_eq!(
+            passing.trace_hash, kept.trace_hash,
+            "keeping it changes the run"
+        );
+        let failing = sim::run(&history_scenario(stale_read), 1, &options);
+        let failure = failing.failure.expect("a stale read is still caught");
+        assert!(
+            failure.message.contains("history is not linearizable"),
+            "{failure}"
+        );
+        assert!(failing.history.is_none(), "kept without being asked");
     }
 
     #[test]

@@ -32,9 +32,10 @@ use std::task::Waker;
 /// memory).
 pub const PENDING_EVENTS_MAX: usize = 4_000_000;
 
-/// The most message bytes (postcard sizes) in flight at once. A message storm (a core that
-/// resends or answers without end) fails the run as a liveness failure instead of eating the
-/// machine's memory; correct runs stay far below it.
+/// The most message bytes (postcard sizes) in flight at once, by default
+/// ([`RunOptions::in_flight_bytes_max`]). A message storm (a core that resends or answers without
+/// end) fails the run as a liveness failure instead of eating the machine's memory; correct runs
+/// stay far below it.
 pub const IN_FLIGHT_BYTES_MAX: u64 = 256 << 20;
 
 /// What `Cluster::next_event` did.
@@ -106,6 +107,8 @@ struct Env {
     last_mid_step_crash: Option<MidStepCrash>,
     /// Postcard bytes of the messages scheduled for delivery and not yet delivered or lost.
     in_flight_bytes: u64,
+    /// The cap on `in_flight_bytes` ([`RunOptions::in_flight_bytes_max`]).
+    in_flight_bytes_max: u64,
 }
 
 /// A client request a leader proposed and has not answered yet.
@@ -178,6 +181,7 @@ impl Cluster {
             next_rpc: 0,
             last_mid_step_crash: None,
             in_flight_bytes: 0,
+            in_flight_bytes_max: options.in_flight_bytes_max,
         };
         let mut cluster = Cluster {
             nodes: vec![None; count],
@@ -1277,10 +1281,10 @@ impl Env {
         let duplicate = duplicate_delay_us.map(|delay_us| (delay_us, flight.clone()));
         let copies = 1 + u64::from(duplicate.is_some());
         self.in_flight_bytes = self.in_flight_bytes.saturating_add(bytes * copies);
-        if self.in_flight_bytes > IN_FLIGHT_BYTES_MAX {
+        if self.in_flight_bytes > self.in_flight_bytes_max {
             let message = format!(
-                "more than {} MiB of messages in flight: a message storm",
-                IN_FLIGHT_BYTES_MAX >> 20
+                "{} bytes of messages in flight, over the cap of {}: a message storm",
+                self.in_flight_bytes, self.in_flight_bytes_max
             );
             self.fail(FailureKind::Liveness, message);
             return;

@@ -82,6 +82,15 @@ pub struct RunOptions {
     pub record_trace: bool,
     /// The run fails (liveness) after this many events.
     pub max_events: u64,
+    /// The run fails (liveness: a message storm) when the postcard bytes of the messages in
+    /// flight at once exceed this ([`crate::cluster::IN_FLIGHT_BYTES_MAX`] by default; lower
+    /// only in tests of the cap itself).
+    pub in_flight_bytes_max: u64,
+    /// Keep the client history a scenario publishes (for `--history`), in
+    /// [`RunReport::history`]. Off, [`crate::Tester::publish_history`] never builds the JSON: a
+    /// history of the many-client scenarios runs to hundreds of megabytes, and only `sim run
+    /// --history` reads it.
+    pub record_history: bool,
 }
 
 impl Default for RunOptions {
@@ -90,6 +99,8 @@ impl Default for RunOptions {
             checkers: true,
             record_trace: false,
             max_events: 50_000_000,
+            in_flight_bytes_max: crate::cluster::IN_FLIGHT_BYTES_MAX,
+            record_history: false,
         }
     }
 }
@@ -114,7 +125,7 @@ pub struct RunReport {
     /// Every trace record, if [`RunOptions::record_trace`] was set.
     pub trace: Option<Vec<TraceRecord>>,
     /// The client history the scenario published ([`crate::Tester::publish_history`]), as JSON
-    /// in `sim lincheck`'s format.
+    /// in `sim lincheck`'s format; always `None` unless [`RunOptions::record_history`] was set.
     pub history: Option<String>,
 }
 
@@ -184,7 +195,7 @@ fn run_unguarded(
 ) -> RunReport {
     let cluster = Cluster::new(&scenario.setup, seed, options);
     let executor = Executor::new();
-    let tester = Tester::new(cluster, executor.clone());
+    let tester = Tester::new(cluster, executor.clone(), options.record_history);
     let body = body(tester.clone());
     let main = tester.spawn_main(body);
     loop {

@@ -142,6 +142,18 @@ struct OutputArgs {
     history: Option<std::path::PathBuf>,
 }
 
+impl OutputArgs {
+    /// The run options these outputs need: the trace records kept for `--trace` and
+    /// `--trace-json`, the client history for `--history` (neither changes the run).
+    fn run_options(&self) -> RunOptions {
+        RunOptions {
+            record_trace: self.trace || self.trace_json.is_some(),
+            record_history: self.history.is_some(),
+            ..RunOptions::default()
+        }
+    }
+}
+
 #[derive(Args)]
 struct FuzzArgs {
     /// Scenarios or groups to fuzz (default: all).
@@ -301,7 +313,7 @@ fn measure_table(seeds: u64) -> Result<u8, String> {
         let mut virtual_us = Vec::new();
         let mut wall_us = Vec::new();
         for seed in 1..=seeds {
-            let (_, result) = run_one(&scenario, seed, false, None);
+            let (_, result) = run_one(&scenario, seed, &RunOptions::default(), None);
             if let Some(failure) = &result.failure {
                 failed += 1;
                 eprintln!(
@@ -339,17 +351,13 @@ fn measure_table(seeds: u64) -> Result<u8, String> {
 fn run_one(
     scenario: &Scenario,
     seed: u64,
-    record_trace: bool,
+    options: &RunOptions,
     schedule: Option<&Schedule>,
 ) -> (RunReport, RunResult) {
-    let options = RunOptions {
-        record_trace,
-        ..RunOptions::default()
-    };
     let start = Instant::now();
     let report = match schedule {
-        Some(schedule) => swarm::run_schedule(scenario, seed, schedule, &options),
-        None => sim::run(scenario, seed, &options),
+        Some(schedule) => swarm::run_schedule(scenario, seed, schedule, options),
+        None => sim::run(scenario, seed, options),
     };
     let wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     let result = RunResult {
@@ -388,8 +396,8 @@ fn run(
     canary: bool,
 ) -> Result<u8, String> {
     let scenarios = select(&[pattern.to_string()])?;
-    let record = output.trace || output.trace_json.is_some();
-    if (record || output.history.is_some()) && scenarios.len() > 1 {
+    let options = output.run_options();
+    if (options.record_trace || options.record_history) && scenarios.len() > 1 {
         return Err("--trace, --trace-json and --history need a single scenario".into());
     }
     let mut exit = 0;
@@ -401,7 +409,7 @@ fn run(
         } else {
             None
         };
-        let (report, result) = run_one(scenario, seed, record, schedule.as_ref());
+        let (report, result) = run_one(scenario, seed, &options, schedule.as_ref());
         write_outputs(scenario, &report, output)?;
         total_wall_us += result.wall_us;
         total_events += result.events;
@@ -414,7 +422,7 @@ fn run(
             }
         }
         if check_determinism {
-            let (_, again) = run_one(scenario, seed, false, schedule.as_ref());
+            let (_, again) = run_one(scenario, seed, &RunOptions::default(), schedule.as_ref());
             if again.trace_hash != result.trace_hash {
                 eprintln!(
                     "{} seed {seed:#x}: NOT deterministic: trace {:016x} then {:016x}\n  replay: {}",
@@ -520,7 +528,7 @@ fn fuzz(args: &FuzzArgs) -> Result<u8, String> {
     let by_name = |name: &'static str, seed: u64| -> RunResult {
         match scenarios.iter().find(|s| s.name == name) {
             Some(scenario) if canary => canary_result(scenario, seed),
-            Some(scenario) => run_one(scenario, seed, false, None).1,
+            Some(scenario) => run_one(scenario, seed, &RunOptions::default(), None).1,
             None => failed_result(name, seed, format!("no scenario named {name}")),
         }
     };
@@ -727,8 +735,8 @@ fn replay_schedule(
         .validate(scenario.setup.nodes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let seed = seed.unwrap_or(file.seed);
-    let record = output.trace || output.trace_json.is_some();
-    let (report, result) = run_one(&scenario, seed, record, Some(&file.schedule));
+    let options = output.run_options();
+    let (report, result) = run_one(&scenario, seed, &options, Some(&file.schedule));
     write_outputs(&scenario, &report, output)?;
     if output.json {
         out!("{}", result.json());
@@ -839,7 +847,7 @@ fn canary_result(scenario: &Scenario, seed: u64) -> RunResult {
         Ok(schedule) => schedule,
         Err(message) => return failed_result(scenario.name, seed, message),
     };
-    let (_, mut result) = run_one(scenario, seed, false, Some(&schedule));
+    let (_, mut result) = run_one(scenario, seed, &RunOptions::default(), Some(&schedule));
     result.failure = match result.failure.take() {
         Some(failure) if failure.kind == sim::FailureKind::Safety => None,
         Some(failure) => Some(Failure {

@@ -115,6 +115,8 @@ struct Inner {
     cluster: RefCell<Cluster>,
     executor: Executor,
     setup: Setup,
+    /// Whether the run keeps a published history ([`crate::RunOptions::record_history`]).
+    record_history: bool,
     history: RefCell<Option<String>>,
 }
 
@@ -138,13 +140,14 @@ fn id(server: usize) -> NodeId {
 }
 
 impl Tester {
-    pub(crate) fn new(cluster: Cluster, executor: Executor) -> Tester {
+    pub(crate) fn new(cluster: Cluster, executor: Executor, record_history: bool) -> Tester {
         let setup = *cluster.setup();
         Tester {
             inner: Rc::new(Inner {
                 cluster: RefCell::new(cluster),
                 executor,
                 setup,
+                record_history,
                 history: RefCell::new(None),
             }),
         }
@@ -192,9 +195,13 @@ impl Tester {
     }
 
     /// Publishes the run's client history (JSON in `sim lincheck`'s format) so that
-    /// `sim run --history FILE` can write it; the last one published wins.
-    pub fn publish_history(&self, json: String) {
-        *self.inner.history.borrow_mut() = Some(json);
+    /// `sim run --history FILE` can write it; the last one published wins. `json` is called only
+    /// when the run was asked to keep the history ([`crate::RunOptions::record_history`]), so
+    /// runs that never write it (fuzz campaigns, benchmarks, tests) do not pay for building it.
+    pub fn publish_history(&self, json: impl FnOnce() -> String) {
+        if self.inner.record_history {
+            *self.inner.history.borrow_mut() = Some(json());
+        }
     }
 
     pub(crate) fn spawn_main(&self, body: crate::scenario::ScenarioFuture) -> MainHandle {

@@ -170,54 +170,45 @@ impl Kv {
 
     /// `put_kv_pair(k, succ)`.
     async fn put_kv_pair(&self, k: u64, succ: bool) -> TestResult {
-        let leader = self.t.check_one_leader().await?;
         let op = Op::Put {
             key: key(k),
             value: value(k),
         };
-        let Some(accepted) = self.submit(leader, op) else {
-            bail!("leader {leader} refused PUT {}", key(k));
-        };
-        let Some(reply) = self.result(accepted).await? else {
-            bail!("Put command timeout");
-        };
-        ensure!(
-            reply.succ == succ,
-            "PUT {}: succ {}, expected {succ}",
-            key(k),
-            reply.succ
-        );
-        if succ {
-            ensure!(
-                reply.value == value(k),
-                "PUT {}: value {:?}, expected {:?}",
-                key(k),
-                reply.value,
-                value(k)
-            );
-        }
-        Ok(())
+        self.write_kv_pair(k, op, succ).await
     }
 
     /// `del_kv_pair(k, succ)`: a removed key reports its old value.
     async fn del_kv_pair(&self, k: u64, succ: bool) -> TestResult {
+        self.write_kv_pair(k, Op::Delete { key: key(k) }, succ)
+            .await
+    }
+
+    /// What `put_kv_pair` and `del_kv_pair` share: `op` (on key `k`) submitted to the leader,
+    /// its result awaited, then `succ` checked and, on success, the value `v_(10k)` (the new
+    /// value of a PUT, the old value of a DEL). Messages name the operation as the lab does.
+    async fn write_kv_pair(&self, k: u64, op: Op, succ: bool) -> TestResult {
+        let (name, timeout, what) = match op {
+            Op::Put { .. } => ("PUT", "Put command timeout", "value"),
+            Op::Delete { .. } => ("DEL", "Del command timeout", "old value"),
+            Op::Get { .. } | Op::Append { .. } => bail!("not a kv_pair write: {op:?}"),
+        };
         let leader = self.t.check_one_leader().await?;
-        let Some(accepted) = self.submit(leader, Op::Delete { key: key(k) }) else {
-            bail!("leader {leader} refused DEL {}", key(k));
+        let Some(accepted) = self.submit(leader, op) else {
+            bail!("leader {leader} refused {name} {}", key(k));
         };
         let Some(reply) = self.result(accepted).await? else {
-            bail!("Del command timeout");
+            bail!("{timeout}");
         };
         ensure!(
             reply.succ == succ,
-            "DEL {}: succ {}, expected {succ}",
+            "{name} {}: succ {}, expected {succ}",
             key(k),
             reply.succ
         );
         if succ {
             ensure!(
                 reply.value == value(k),
-                "DEL {}: old value {:?}, expected {:?}",
+                "{name} {}: {what} {:?}, expected {:?}",
                 key(k),
                 reply.value,
                 value(k)
