@@ -650,6 +650,105 @@ proptest! {
     }
 }
 
+/// Whatever bytes the three files hold, opening them gives a state or a typed error, never a
+/// panic; a state it gives is one the storage can go on from.
+fn open_arbitrary_files(
+    log: Option<Vec<u8>>,
+    hard_state: Option<Vec<u8>>,
+    snapshot: Option<Vec<u8>>,
+) -> Result<(), TestCaseError> {
+    let mut disk = SimDisk::new(0);
+    disk.create_dir_all(Path::new(DIR)).unwrap();
+    for (name, bytes) in [
+        (LOG_FILE, log),
+        (HARD_STATE_FILE, hard_state),
+        (SNAPSHOT_FILE, snapshot),
+    ] {
+        if let Some(bytes) = bytes {
+            disk.write(&Path::new(DIR).join(name), &bytes).unwrap();
+        }
+    }
+    match open(&disk) {
+        Ok((mut storage, _)) => {
+            let state = storage.durable().clone();
+            let term = state.hard_state.term.0.max(1);
+            let next = state.log.last_index().0 + 1;
+            storage
+                .persist(&Persist::HardState(HardState {
+                    term: Term(term),
+                    voted_for: None,
+                }))
+                .map_err(|e| TestCaseError::fail(format!("cannot go on: {e}")))?;
+            storage
+                .persist(&Persist::Append(vec![entry(next, Term(term))]))
+                .map_err(|e| TestCaseError::fail(format!("cannot go on: {e}")))?;
+            let reopened = open(&disk)
+                .map_err(|e| TestCaseError::fail(format!("cannot reopen: {e}")))?
+                .0;
+            prop_assert_eq!(reopened.durable(), storage.durable());
+        }
+        Err(StorageError::Corrupt { path, .. }) => {
+            prop_assert!(path.starts_with(DIR), "{}", path.display());
+        }
+        Err(e) => return Err(TestCaseError::fail(format!("not a corruption error: {e}"))),
+    }
+    Ok(())
+}
+
+/// Valid files of a short history, to mutate.
+fn valid_files() -> [Vec<u8>; 3] {
+    let (disk, _) = three_synced_entries(1);
+    {
+        let (mut storage, _) = open(&disk).unwrap();
+        storage
+            .persist(&Persist::Snapshot(Snapshot {
+                index: Index(2),
+                term: Term(3),
+                data: b"snap".to_vec(),
+            }))
+            .unwrap();
+        storage
+            .persist(&Persist::Append(vec![entry(4, Term(3))]))
+            .unwrap();
+    }
+    let mut disk = disk;
+    [LOG_FILE, HARD_STATE_FILE, SNAPSHOT_FILE]
+        .map(|name| disk.read(&Path::new(DIR).join(name)).unwrap().unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_files_give_a_state_or_a_corruption_error(
+        log in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+        hard_state in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+        snapshot in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60)),
+    ) {
+        open_arbitrary_files(log, hard_state, snapshot)?;
+    }
+
+    #[test]
+    fn damaged_valid_files_give_a_state_or_a_corruption_error(
+        file in 0..3usize,
+        flips in proptest::collection::vec((any::<proptest::sample::Index>(), 0..8u8), 1..4),
+        cut in proptest::option::of(any::<proptest::sample::Index>()),
+    ) {
+        let mut files = valid_files();
+        let bytes = &mut files[file];
+        for (at, bit) in flips {
+            let at = at.index(bytes.len());
+            bytes[at] ^= 1 << bit;
+        }
+        if let Some(cut) = cut {
+            let len = cut.index(bytes.len() + 1);
+            bytes.truncate(len);
+        }
+        let [log, hard_state, snapshot] = files;
+        open_arbitrary_files(Some(log), Some(hard_state), Some(snapshot))?;
+    }
+}
+
 /// Every write position of one fixed workload, so each crash point is hit for sure.
 #[test]
 fn every_crash_point_of_a_fixed_workload_recovers() {
