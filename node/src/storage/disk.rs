@@ -637,6 +637,34 @@ impl SimState {
     }
 }
 
+impl SimDisk {
+    /// A write of `bytes` to the file at `path` (created if missing) by `apply`. On a disk that
+    /// dies on this call, a power cut applies a random prefix of the bytes, a kill none.
+    fn write_data(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        apply: impl FnOnce(&mut Inode, &[u8]),
+    ) -> io::Result<()> {
+        let mut state = self.lock();
+        let whole = state.begin_write()?;
+        if !whole && state.stop == Stop::ProcessKill {
+            return Err(dead_disk());
+        }
+        let ino = state.file_or_create(path)?;
+        let part = if whole {
+            bytes.len()
+        } else {
+            state.rng.random_range(0..=bytes.len())
+        };
+        apply(
+            state.inodes.get_mut(&ino).expect("named inodes exist"),
+            &bytes[..part],
+        );
+        if whole { Ok(()) } else { Err(dead_disk()) }
+    }
+}
+
 impl Disk for SimDisk {
     fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
@@ -690,37 +718,13 @@ impl Disk for SimDisk {
     }
 
     fn write(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut state = self.lock();
-        let whole = state.begin_write()?;
-        if !whole && state.stop == Stop::ProcessKill {
-            return Err(dead_disk());
-        }
-        let ino = state.file_or_create(path)?;
-        let part = if whole {
-            bytes.len()
-        } else {
-            state.rng.random_range(0..=bytes.len())
-        };
-        let inode = state.inodes.get_mut(&ino).expect("named inodes exist");
-        inode.replace(&bytes[..part]);
-        if whole { Ok(()) } else { Err(dead_disk()) }
+        self.write_data(path, bytes, Inode::replace)
     }
 
     fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut state = self.lock();
-        let whole = state.begin_write()?;
-        if !whole && state.stop == Stop::ProcessKill {
-            return Err(dead_disk());
-        }
-        let ino = state.file_or_create(path)?;
-        let part = if whole {
-            bytes.len()
-        } else {
-            state.rng.random_range(0..=bytes.len())
-        };
-        let inode = state.inodes.get_mut(&ino).expect("named inodes exist");
-        inode.data.extend_from_slice(&bytes[..part]);
-        if whole { Ok(()) } else { Err(dead_disk()) }
+        self.write_data(path, bytes, |inode, bytes| {
+            inode.data.extend_from_slice(bytes)
+        })
     }
 
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
