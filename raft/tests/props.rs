@@ -235,7 +235,7 @@ fn entries_of(
             Entry {
                 index: Index(index),
                 term,
-                command: vec![k as u8; usize::from(len)],
+                command: vec![k as u8; usize::from(len)].into(),
             }
         })
         .collect()
@@ -300,7 +300,7 @@ fn payload_of(pick: &PayloadPick, term: Term, node: &Node) -> Payload {
 fn input_of(op: &Op, node: &Node) -> Option<Input> {
     Some(match op {
         Op::Tick => Input::Tick,
-        Op::Propose(command) => Input::Propose(command.clone()),
+        Op::Propose(command) => Input::Propose(command.clone().into()),
         Op::Compact { index } => Input::Compact {
             index: index_of(index, node),
             snapshot: b"snap".to_vec(),
@@ -589,7 +589,7 @@ fn arbitrary_entry() -> impl Strategy<Value = Entry> {
         .prop_map(|(index, term, command)| Entry {
             index: Index(index),
             term: Term(term),
-            command,
+            command: command.into(),
         })
 }
 
