@@ -81,7 +81,29 @@ fn encode_sized<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain data into a growable Vec cannot fail; an empty reply is the fallback.
     let size =
         postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).unwrap_or(0);
-    postcard::to_extend(value, Vec::with_capacity(size)).unwrap_or_default()
+    postcard::serialize_with_flavor(value, SizedVec(Vec::with_capacity(size))).unwrap_or_default()
+}
+
+/// A postcard output that appends to a pre-sized `Vec` with `extend_from_slice` (a `memcpy`;
+/// postcard's generic `Extend` flavor copies byte by byte).
+struct SizedVec(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for SizedVec {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
 }
 
 /// Which service runs on every node, and when it snapshots.
