@@ -114,7 +114,7 @@ fn assert_propose_streams(command: &[u8]) {
     let mut leader = established_leader();
     let mut outputs = Vec::new();
     for _ in 0..ACK_EVERY {
-        let input = Input::Propose(command.to_vec());
+        let input = Input::Propose(command.into());
         leader.step_into(input, &mut outputs).expect("leader");
         let sends = outputs
             .iter()
@@ -142,7 +142,7 @@ fn bench_leader(c: &mut Criterion) {
                 let batch = (iters - done).min(ACK_EVERY - proposed % ACK_EVERY);
                 let start = Instant::now();
                 for _ in 0..batch {
-                    let input = Input::Propose(command.clone());
+                    let input = Input::Propose(command.clone().into());
                     black_box(leader.step_into(input, &mut outputs)).expect("leader");
                     outputs.clear();
                 }
@@ -160,7 +160,7 @@ fn bench_leader(c: &mut Criterion) {
         let mut outputs = Vec::with_capacity(8);
         let mut proposed = 0u64;
         b.iter(|| {
-            let input = Input::Propose(command.clone());
+            let input = Input::Propose(command.clone().into());
             black_box(leader.step_into(input, &mut outputs)).expect("leader");
             outputs.clear();
             proposed += 1;
@@ -197,7 +197,7 @@ fn append_64(leader_commit: Index) -> Input {
         .map(|i| Entry {
             index: Index(i),
             term: Term(1),
-            command: vec![i as u8; COMMAND_BYTES],
+            command: vec![i as u8; COMMAND_BYTES].into(),
         })
         .collect();
     let message = Message {

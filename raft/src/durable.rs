@@ -163,7 +163,7 @@ mod tests {
         Entry {
             index: Index(index),
             term: Term(term),
-            command: vec![u8::try_from(index).unwrap_or(0)],
+            command: vec![u8::try_from(index).unwrap_or(0)].into(),
         }
     }
 

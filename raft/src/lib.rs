@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+mod bytes;
 mod config;
 mod durable;
 mod log;
@@ -22,6 +23,7 @@ pub mod quorum;
 mod state_machine;
 mod types;
 
+pub use bytes::SharedBytes;
 pub use config::{Config, ConfigError};
 pub use durable::{DurableState, HardState, Persist, PersistError};
 pub use log::{Log, LogError};

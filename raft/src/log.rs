@@ -277,7 +277,7 @@ mod tests {
         Entry {
             index: Index(index),
             term: Term(term),
-            command: vec![index as u8],
+            command: vec![index as u8].into(),
         }
     }
 

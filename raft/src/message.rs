@@ -1,6 +1,7 @@
 //! What nodes say to each other, and what the log holds. All of it derives serde; postcard is the
 //! wire and storage encoding.
 
+use crate::bytes::SharedBytes;
 use crate::types::{Index, Term};
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +12,9 @@ pub struct Entry {
     pub index: Index,
     /// The term of the leader that created the entry.
     pub term: Term,
-    /// The application's command.
-    pub command: Vec<u8>,
+    /// The application's command: shared, so copies of the entry (in messages, stores and
+    /// `Apply` outputs) do not copy it.
+    pub command: SharedBytes,
 }
 
 impl Entry {

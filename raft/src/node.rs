@@ -4,6 +4,7 @@
 //! per-follower bookkeeping in [`crate::progress`], majority arithmetic in [`crate::quorum`] and
 //! the log in [`crate::log`].
 
+use crate::bytes::SharedBytes;
 use crate::config::{Config, ConfigError};
 use crate::durable::{DurableState, HardState, Persist};
 use crate::log::Log;
@@ -39,8 +40,9 @@ pub enum Input {
         /// What it said.
         message: Message,
     },
-    /// A client command. Accepted only by a leader.
-    Propose(Vec<u8>),
+    /// A client command. Accepted only by a leader. The bytes are shared, not copied, into the
+    /// new entry (build them with `.into()` from a `Vec<u8>`, a `&[u8]` or a `String`).
+    Propose(SharedBytes),
     /// The application has a snapshot covering every entry up to `index` (which it has applied);
     /// the node discards its log up to there.
     Compact {
@@ -424,7 +426,7 @@ impl Node {
         }
     }
 
-    fn propose(&mut self, command: Vec<u8>) -> Result<Accepted, Rejected> {
+    fn propose(&mut self, command: SharedBytes) -> Result<Accepted, Rejected> {
         if self.role != Role::Leader {
             return Err(Rejected::NotLeader {
                 leader_hint: self.leader,

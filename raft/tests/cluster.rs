@@ -125,7 +125,7 @@ fn leader_crash_midway_loses_only_its_uncommitted_entry_and_it_rejoins_with_seed
     // The leader appends a command nobody else ever sees (its sends are lost), then crashes.
     let orphan = u64::MAX;
     cluster.disconnect(old_leader);
-    let proposed = cluster.step(old_leader, Input::Propose(encode_command(&orphan)));
+    let proposed = cluster.step(old_leader, Input::Propose(encode_command(&orphan).into()));
     assert!(proposed.is_ok(), "a leader accepts proposals: {proposed:?}");
     let orphan_index = cluster.node(old_leader).expect("up").log().last_index();
     cluster.crash(old_leader);

@@ -82,7 +82,7 @@ fn scripted_life(config: Config) -> Recorded {
     r.receive(2, term, append_ok(start, start));
     r.receive(3, term, append_ok(start, start));
     for k in 0u8..40 {
-        r.step(Input::Propose(vec![k; usize::from(k % 7)]));
+        r.step(Input::Propose(vec![k; usize::from(k % 7)].into()));
         if k % 8 == 7 {
             let last = r.node.log().last_index();
             r.receive(2, term, append_ok(last, last));

@@ -404,7 +404,7 @@ fn single_voter_elects_itself_and_commits_alone() {
     let step = tick_until_campaign(&mut node);
     assert_eq!(node.role(), Role::Leader);
     assert!(sends(&step.outputs).is_empty());
-    let step = node.step(Input::Propose(b"x".to_vec()));
+    let step = node.step(Input::Propose(b"x".into()));
     assert_eq!(node.commit_index(), Index(1));
     assert_eq!(applied_indices(&step.outputs), [1]);
     assert_eq!(kinds(&step.outputs), ["persist", "apply"]);

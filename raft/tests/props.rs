@@ -235,7 +235,7 @@ fn entries_of(
             Entry {
                 index: Index(index),
                 term,
-                command: vec![k as u8; usize::from(len)],
+                command: vec![k as u8; usize::from(len)].into(),
             }
         })
         .collect()
@@ -300,7 +300,7 @@ fn payload_of(pick: &PayloadPick, term: Term, node: &Node) -> Payload {
 fn input_of(op: &Op, node: &Node) -> Option<Input> {
     Some(match op {
         Op::Tick => Input::Tick,
-        Op::Propose(command) => Input::Propose(command.clone()),
+        Op::Propose(command) => Input::Propose(command.clone().into()),
         Op::Compact { index } => Input::Compact {
             index: index_of(index, node),
             snapshot: b"snap".to_vec(),
@@ -580,6 +580,24 @@ proptest! {
 
 // ----- Decoders -----
 
+/// `Entry` as it was before commands were shared: the encodings must stay byte-identical.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct VecEntry {
+    index: u64,
+    term: u64,
+    command: Vec<u8>,
+}
+
+impl From<&Entry> for VecEntry {
+    fn from(entry: &Entry) -> VecEntry {
+        VecEntry {
+            index: entry.index.0,
+            term: entry.term.0,
+            command: entry.command.to_vec(),
+        }
+    }
+}
+
 fn arbitrary_entry() -> impl Strategy<Value = Entry> {
     (
         any::<u64>(),
@@ -589,7 +607,7 @@ fn arbitrary_entry() -> impl Strategy<Value = Entry> {
         .prop_map(|(index, term, command)| Entry {
             index: Index(index),
             term: Term(term),
-            command,
+            command: command.into(),
         })
 }
 
@@ -680,6 +698,21 @@ proptest! {
         let _ = Message::decode(&bytes);
         bytes.truncate(cut.index(bytes.len()));
         let _ = Message::decode(&bytes);
+    }
+
+    #[test]
+    fn entries_encode_and_decode_exactly_as_with_vec_commands(
+        entries in prop::collection::vec(arbitrary_entry(), 0..4),
+        bytes in prop::collection::vec(any::<u8>(), 0..48),
+    ) {
+        let mirror: Vec<VecEntry> = entries.iter().map(VecEntry::from).collect();
+        let encoded = postcard::to_allocvec(&mirror).unwrap();
+        prop_assert_eq!(postcard::to_allocvec(&entries).unwrap(), encoded.clone());
+        prop_assert_eq!(postcard::from_bytes::<Vec<Entry>>(&encoded).ok(), Some(entries));
+        // Arbitrary bytes: both shapes accept exactly the same inputs, with the same contents.
+        let shared = postcard::from_bytes::<Vec<Entry>>(&bytes).ok();
+        let plain = postcard::from_bytes::<Vec<VecEntry>>(&bytes).ok();
+        prop_assert_eq!(shared.map(|e| e.iter().map(VecEntry::from).collect::<Vec<_>>()), plain);
     }
 
     #[test]

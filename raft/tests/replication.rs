@@ -238,7 +238,7 @@ fn append_entries_rewriting_committed_entries_is_dropped() {
 fn proposal_on_a_follower_is_rejected_with_the_leader_hint() {
     let mut node = fresh();
     receive(&mut node, id(2), Term(1), append(0, 0, vec![], 0));
-    let step = node.step(Input::Propose(b"x".to_vec()));
+    let step = node.step(Input::Propose(b"x".into()));
     assert_eq!(
         step.result,
         Err(Rejected::NotLeader {
@@ -253,7 +253,7 @@ fn proposal_on_a_follower_is_rejected_with_the_leader_hint() {
 fn proposal_on_the_leader_is_persisted_then_sent_to_every_follower() {
     let mut node = fresh();
     let term = make_replicating_leader(&mut node);
-    let step = node.step(Input::Propose(b"x".to_vec()));
+    let step = node.step(Input::Propose(b"x".into()));
     assert_eq!(
         step.result,
         Ok(Accepted::Proposed {
@@ -279,7 +279,7 @@ fn proposal_on_the_leader_is_persisted_then_sent_to_every_follower() {
 fn leader_commits_a_current_term_entry_once_a_majority_stores_it() {
     let mut node = fresh();
     let term = make_replicating_leader(&mut node);
-    node.step(Input::Propose(b"x".to_vec()));
+    node.step(Input::Propose(b"x".into()));
     let step = receive(&mut node, id(2), term, append_ok(Index(0), Index(1)));
     assert_eq!(node.commit_index(), Index(1));
     assert_eq!(applied_indices(&step.outputs), [1]);
@@ -310,7 +310,7 @@ fn figure_8_old_term_entries_commit_with_a_current_term_entry_above_them() {
     make_leader(&mut node);
     let term = node.term();
     receive(&mut node, id(2), term, append_ok(Index(2), Index(2)));
-    node.step(Input::Propose(b"x".to_vec()));
+    node.step(Input::Propose(b"x".into()));
     let step = receive(&mut node, id(2), term, append_ok(Index(2), Index(3)));
     assert_eq!(node.commit_index(), Index(3));
     assert_eq!(applied_indices(&step.outputs), [1, 2, 3]);
@@ -323,7 +323,7 @@ fn leader_with_follower_at_3() -> (Node, Term) {
     let mut node = fresh();
     let term = make_replicating_leader(&mut node);
     for command in [b"a", b"b", b"c", b"d", b"e"] {
-        node.step(Input::Propose(command.to_vec()));
+        node.step(Input::Propose(command.into()));
     }
     receive(&mut node, id(2), term, append_ok(Index(2), Index(3)));
     let progress = node.progress(id(2)).unwrap();
@@ -390,7 +390,7 @@ fn inflight_appends_to_one_follower_are_limited() {
     let term = make_replicating_leader(&mut node);
     let mut outputs = Vec::new();
     for command in [b"a", b"b", b"c", b"d"] {
-        outputs.extend(node.step(Input::Propose(command.to_vec())).outputs);
+        outputs.extend(node.step(Input::Propose(command.into())).outputs);
     }
     assert_eq!(
         sends_to(&outputs, id(2)).len(),
@@ -413,7 +413,7 @@ fn inflight_appends_to_one_follower_are_limited() {
 fn leader_sends_heartbeats_with_its_commit_every_heartbeat_interval() {
     let mut node = fresh();
     let term = make_replicating_leader(&mut node);
-    node.step(Input::Propose(b"x".to_vec()));
+    node.step(Input::Propose(b"x".into()));
     receive(&mut node, id(2), term, append_ok(Index(0), Index(1)));
     let interval = node.config().heartbeat_ticks;
     // The heartbeat clock restarted when the node became leader; count from there.
@@ -545,7 +545,7 @@ fn applied_entries_carry_the_commands_that_were_proposed() {
     tick_until_campaign(&mut node);
     let mut applied = Vec::new();
     for command in [&b"a"[..], b"bb", b"ccc"] {
-        let outputs = node.step(Input::Propose(command.to_vec())).outputs;
+        let outputs = node.step(Input::Propose(command.into())).outputs;
         for output in outputs {
             if let Output::Apply(entries) = output {
                 applied.extend(entries.into_iter().map(|e| e.command));

@@ -155,7 +155,7 @@ fn restored_leader_comes_back_as_a_follower_of_the_same_term() {
     let mut node = fresh();
     let mut outputs = tick_until_campaign(&mut node).outputs;
     outputs.extend(make_leader_outputs_after_campaign(&mut node));
-    outputs.extend(node.step(Input::Propose(b"x".to_vec())).outputs);
+    outputs.extend(node.step(Input::Propose(b"x".into())).outputs);
     assert_eq!(node.role(), Role::Leader);
     let restored = restart(&outputs);
     assert_eq!(restored.role(), Role::Follower);

@@ -91,7 +91,7 @@ fn compacted_leader() -> Node {
     let mut node = fresh();
     let term = make_replicating_leader(&mut node);
     for command in [b"a", b"b", b"c", b"d", b"e"] {
-        node.step(Input::Propose(command.to_vec()));
+        node.step(Input::Propose(command.into()));
     }
     receive(&mut node, id(2), term, append_ok(Index(4), Index(5)));
     assert_eq!(node.last_applied(), Index(5));

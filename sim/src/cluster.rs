@@ -913,7 +913,7 @@ impl Cluster {
                 Ok(_) | Err(_) => None,
             },
         };
-        match self.step(server, Input::Propose(request), describe) {
+        match self.step(server, Input::Propose(request.into()), describe) {
             Some(Ok(Accepted::Proposed { index, term })) => {
                 let pending = PendingRpc {
                     rpc,

@@ -60,7 +60,7 @@ where
 {
     fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8> {
         match postcard::from_bytes::<S::Command>(command) {
-            Ok(command) => postcard::to_allocvec(&self.0.apply(index, command)).unwrap_or_default(),
+            Ok(command) => encode_sized(&self.0.apply(index, command)),
             Err(_) => Vec::new(),
         }
     }
@@ -71,6 +71,38 @@ where
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         self.0.restore(snapshot).map_err(|e| e.to_string())
+    }
+}
+
+/// Encodes `value` with postcard into a buffer allocated once at its exact size: a reply can be a
+/// whole key's value (kilobytes in the KV tests), and growing the buffer by doubling copied it
+/// several times on every replica's every apply. The bytes are those of `postcard::to_allocvec`.
+fn encode_sized<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain data into a growable Vec cannot fail; an empty reply is the fallback.
+    let size =
+        postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).unwrap_or(0);
+    postcard::serialize_with_flavor(value, SizedVec(Vec::with_capacity(size))).unwrap_or_default()
+}
+
+/// A postcard output that appends to a pre-sized `Vec` with `extend_from_slice` (a `memcpy`;
+/// postcard's generic `Extend` flavor copies byte by byte).
+struct SizedVec(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for SizedVec {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
     }
 }
 
@@ -149,4 +181,25 @@ pub enum RpcStep {
     Replied,
     /// The caller received a failure.
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sized_encoding_is_postcards_and_allocates_exactly() {
+        let big = "v".repeat(10_000);
+        let values: [(u64, Option<&str>, Vec<u8>); 4] = [
+            (0, None, Vec::new()),
+            (1, Some(""), vec![1]),
+            (u64::MAX, Some("value"), vec![0xff; 300]),
+            (7, Some(&big), vec![2; 20_000]),
+        ];
+        for value in &values {
+            let encoded = encode_sized(value);
+            assert_eq!(encoded, postcard::to_allocvec(value).unwrap());
+            assert_eq!(encoded.capacity(), encoded.len());
+        }
+    }
 }

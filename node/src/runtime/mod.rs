@@ -471,7 +471,7 @@ impl<S: StateMachine> Driver<S> {
                 let bytes = raft::encode_command(&command);
                 match self
                     .node
-                    .step_into(Input::Propose(bytes), &mut self.outputs)
+                    .step_into(Input::Propose(bytes.into()), &mut self.outputs)
                 {
                     Ok(Accepted::Proposed { index, term }) => {
                         if let Some((_, older)) = self.pending.insert(index, (term, reply)) {

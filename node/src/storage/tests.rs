@@ -32,7 +32,7 @@ fn entry(index: u64, term: u64) -> Entry {
     Entry {
         index: Index(index),
         term: Term(term),
-        command: format!("cmd{index}").into_bytes(),
+        command: format!("cmd{index}").into(),
     }
 }
 
@@ -367,7 +367,7 @@ fn overwritten_suffixes_are_garbage_collected() {
     let big = |index: u64| Entry {
         index: Index(index),
         term: Term(1),
-        command: vec![0; 4 << 10],
+        command: vec![0; 4 << 10].into(),
     };
     // The same index rewritten until the file holds far more than the live log.
     for _ in 0..100 {

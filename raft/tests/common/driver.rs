@@ -322,7 +322,7 @@ impl Cluster {
         for _ in 0..20 {
             let leader = self.wait_for_leader();
             let Ok(Accepted::Proposed { index, term }) =
-                self.step(leader, Input::Propose(encode_command(&command)))
+                self.step(leader, Input::Propose(encode_command(&command).into()))
             else {
                 continue;
             };

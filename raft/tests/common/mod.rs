@@ -37,7 +37,7 @@ pub fn entry(index: u64, term: u64) -> Entry {
     Entry {
         index: Index(index),
         term: Term(term),
-        command: format!("i{index}t{term}").into_bytes(),
+        command: format!("i{index}t{term}").into(),
     }
 }
 

@@ -565,7 +565,7 @@ fn command_value(value: u64) -> i64 {
 /// The lab's `randstring(n)`: `n` characters of URL-safe base64 (random bytes, encoded).
 fn random_string(t: &Tester, n: usize) -> Cmd {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = (0..n)
+    let bytes: Vec<u8> = (0..n)
         .map(|_| ALPHABET[usize::try_from(t.random_below(64)).unwrap_or(0)])
         .collect();
     Cmd::bytes(bytes)

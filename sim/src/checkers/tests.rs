@@ -190,7 +190,7 @@ impl Harness {
     /// Proposes at the leader in `slot`, replicates, and spreads the commit index.
     fn commit(&mut self, slot: usize, command: &[u8]) -> Result<Index, Violation> {
         let Ok(Accepted::Proposed { index, .. }) =
-            self.step(slot, Input::Propose(command.to_vec()))?
+            self.step(slot, Input::Propose(command.into()))?
         else {
             panic!("{} accepts proposals", id(slot));
         };
@@ -271,7 +271,7 @@ fn entry(index: u64, term: u64, command: &str) -> Entry {
     Entry {
         index: Index(index),
         term: Term(term),
-        command: command.as_bytes().to_vec(),
+        command: command.into(),
     }
 }
 
@@ -356,7 +356,7 @@ fn scripted_legal_history_passes() -> Result<(), Violation> {
     // commits a different entry at the same index: node 1 must truncate its uncommitted entry.
     h.disconnect(0);
     assert!(matches!(
-        h.step(0, Input::Propose(b"lost".to_vec()))?,
+        h.step(0, Input::Propose(b"lost".into()))?,
         Ok(Accepted::Proposed {
             index: Index(3),
             ..
@@ -477,9 +477,9 @@ fn random_history(seed: u64, size: u32, events: u32) -> Result<Seen, Violation> 
             80..=89 => {
                 if h.nodes[slot].is_some() {
                     proposals += 1;
-                    let command = format!("s{seed}c{proposals}").into_bytes();
+                    let command = format!("s{seed}c{proposals}");
                     // Refused by a non-leader: fine.
-                    let _ = h.step(slot, Input::Propose(command))?;
+                    let _ = h.step(slot, Input::Propose(command.into()))?;
                 }
             }
             90..=93 => {
@@ -712,7 +712,7 @@ fn log_matching_fires_when_a_log_changes_without_a_persist_output() -> Result<()
     h.elect(0)?;
     // The proposal's Persist output is not reported.
     let node = h.nodes[0].as_mut().expect("up");
-    node.step(Input::Propose(b"hidden".to_vec()));
+    node.step(Input::Propose(b"hidden".into()));
     let node = h.nodes[0].as_ref().expect("up");
     assert_fires(h.checkers.after_step(node), "log_matching");
     Ok(())
@@ -740,7 +740,7 @@ fn leader_completeness_fires_on_a_leader_elected_before_a_late_commit() -> Resul
     let mut h = Harness::new(3, 13);
     h.elect(0)?;
     h.disconnect(2);
-    h.step(0, Input::Propose(b"a".to_vec()))?
+    h.step(0, Input::Propose(b"a".into()))?
         .expect("the leader accepts");
     // Node 2 stores the entry; its acknowledgement is held back.
     let appends: Vec<_> = h.network.drain(..).collect();

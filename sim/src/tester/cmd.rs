@@ -1,13 +1,15 @@
 //! Test commands: opaque bytes to the core, integers (or raw bytes) to the tester.
 
+use raft::SharedBytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A command as the tester proposes and records it. Integer values are postcard-encoded `i64`s
 /// (what the labs' tests use); raw byte commands carry arbitrary payloads (MIT's RPCBytes test
-/// proposes 5000-byte strings).
+/// proposes 5000-byte strings). The bytes are shared with the log entries that carry them, so
+/// proposing, retrying and recording a command never copies it.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Cmd(Vec<u8>);
+pub struct Cmd(SharedBytes);
 
 /// The integer command `value` (shorthand for [`Cmd::int`]).
 #[must_use]
@@ -20,13 +22,13 @@ impl Cmd {
     #[must_use]
     pub fn int(value: i64) -> Cmd {
         // Encoding an i64 into a growable Vec cannot fail.
-        Cmd(postcard::to_allocvec(&value).unwrap_or_default())
+        Cmd(postcard::to_allocvec(&value).unwrap_or_default().into())
     }
 
     /// A command with these exact bytes.
     #[must_use]
-    pub fn bytes(bytes: Vec<u8>) -> Cmd {
-        Cmd(bytes)
+    pub fn bytes(bytes: impl Into<SharedBytes>) -> Cmd {
+        Cmd(bytes.into())
     }
 
     /// The integer this command encodes, if it is exactly one postcard `i64`.
@@ -44,9 +46,9 @@ impl Cmd {
         &self.0
     }
 
-    /// The command's bytes, by value.
+    /// The command's bytes, by value (shared, not copied).
     #[must_use]
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(self) -> SharedBytes {
         self.0
     }
 
