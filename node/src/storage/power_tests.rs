@@ -19,7 +19,7 @@ fn entry(index: u64, term: Term) -> Entry {
     Entry {
         index: Index(index),
         term,
-        command: format!("c{index}.{}", term.0).into_bytes(),
+        command: format!("c{index}.{}", term.0).into(),
     }
 }
 
