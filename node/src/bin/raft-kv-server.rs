@@ -16,10 +16,11 @@ use node::runtime::{NodeOptions, RunningNode};
 use node::serve::{ServeOptions, serve};
 use raft::NodeId;
 use services::kv::KvStore;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 /// One node of the replicated key/value store.
 #[derive(Parser, Debug)]
@@ -104,6 +105,23 @@ async fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Connections a listener queues before it accepts them (the kernel caps it at somaxconn).
+/// The default of 128 overflowed when 256 clients connected at once: the dropped SYNs were
+/// retried a second later, which showed as one-second latencies.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 async fn start(args: &Args) -> Result<RunningNode<KvStore>, String> {
     let id = NodeId(args.id);
     let peers = parse_peer_list(&args.peers).map_err(|e| format!("--peers: {e}"))?;
@@ -118,11 +136,14 @@ async fn start(args: &Args) -> Result<RunningNode<KvStore>, String> {
             .collect(),
         None => Default::default(),
     };
-    let listener = TcpListener::bind(raft_addr)
+    let listener =
+        listen(raft_addr).map_err(|e| format!("cannot listen on {raft_addr} for peers: {e}"))?;
+    let client_addr = tokio::net::lookup_host(&args.client_addr)
         .await
-        .map_err(|e| format!("cannot listen on {raft_addr} for peers: {e}"))?;
-    let client_listener = TcpListener::bind(&args.client_addr)
-        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("--client-addr {}: not an address", args.client_addr))?;
+    let client_listener = listen(client_addr)
         .map_err(|e| format!("cannot listen on {} for clients: {e}", args.client_addr))?;
     let voters = peers.keys().copied().collect();
     // A fresh seed per incarnation, so a restarted node does not draw the same timeouts.

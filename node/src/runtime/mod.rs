@@ -41,6 +41,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+/// A batch whose flush and compaction take longer than this is logged: the node answers
+/// nothing meanwhile, and at the election timeout its followers stop waiting for it.
+const SLOW_BATCH: Duration = Duration::from_millis(100);
+
 /// Everything a node needs to start.
 #[derive(Debug)]
 pub struct NodeOptions {
@@ -450,8 +454,20 @@ impl<S: StateMachine> Driver<S> {
                 break;
             }
         }
+        let started = tokio::time::Instant::now();
         self.flush()?;
+        let flushed = started.elapsed();
         self.maybe_compact()?;
+        let elapsed = started.elapsed();
+        if elapsed > SLOW_BATCH {
+            tracing::warn!(
+                id = %self.node.id(),
+                flush_ms = flushed.as_millis(),
+                compact_ms = (elapsed - flushed).as_millis(),
+                inputs = taken,
+                "slow batch: the driver was busy this long, with nothing else moving"
+            );
+        }
         self.fail_stale_pending();
         self.publish_status();
         Ok(())
