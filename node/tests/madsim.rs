@@ -263,8 +263,6 @@ async fn cluster_power_failures(sim: &Sim, duration: Duration) -> usize {
     outages
 }
 
-/// Runs `clients` clients against an `n`-node cluster under faults for `duration` of simulated
-/// time, then heals everything, reads every client's key and checks the history.
 /// The faults of a run.
 #[derive(Clone, Copy, Debug)]
 enum Faults {
@@ -274,6 +272,8 @@ enum Faults {
     ClusterPowerFailures,
 }
 
+/// Runs `clients` clients against an `n`-node cluster under `kind` faults for `duration` of
+/// simulated time, then heals everything, reads every client's key and checks the history.
 async fn run(n: usize, clients: usize, duration: Duration, kind: Faults) {
     // A level only: the madsim build leaves out env-filter and its regex engine.
     let level = std::env::var("RUST_LOG")

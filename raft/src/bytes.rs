@@ -1,4 +1,4 @@
-//! Immutable byte buffers that are cheap to clone: log-entry commands and snapshot data.
+//! Immutable byte buffers that are cheap to clone: log-entry commands.
 //!
 //! A command is written once (by the proposer, or by the decoder of a message or a durable
 //! state) and then only read, while copies of it travel everywhere: into every `AppendEntries`

@@ -122,6 +122,20 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// A listener on the first of `addr`'s addresses (a host name may have several) that binds.
+async fn listen_any(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for resolved in tokio::net::lookup_host(addr).await? {
+        match listen(resolved) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the name has no address")
+    }))
+}
+
 async fn start(args: &Args) -> Result<RunningNode<KvStore>, String> {
     let id = NodeId(args.id);
     let peers = parse_peer_list(&args.peers).map_err(|e| format!("--peers: {e}"))?;
@@ -138,12 +152,8 @@ async fn start(args: &Args) -> Result<RunningNode<KvStore>, String> {
     };
     let listener =
         listen(raft_addr).map_err(|e| format!("cannot listen on {raft_addr} for peers: {e}"))?;
-    let client_addr = tokio::net::lookup_host(&args.client_addr)
+    let client_listener = listen_any(&args.client_addr)
         .await
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| format!("--client-addr {}: not an address", args.client_addr))?;
-    let client_listener = listen(client_addr)
         .map_err(|e| format!("cannot listen on {} for clients: {e}", args.client_addr))?;
     let voters = peers.keys().copied().collect();
     // A fresh seed per incarnation, so a restarted node does not draw the same timeouts.

@@ -177,10 +177,19 @@ impl Storage {
         // failure could take the whole data directory, synced files and all — also when an
         // earlier open was killed after creating it, or someone else created it, so every open
         // syncs every ancestor, not only the ones it created.
+        // Above the data directory's parent, a directory we may not read (a 0711 home, say)
+        // cannot be synced by us; that is logged, not fatal.
         let mut at = dir.as_path();
         loop {
             let up = parent(at);
-            sync_dir(&mut *disk, up)?;
+            match sync_dir(&mut *disk, up) {
+                Err(StorageError::Io { source, .. })
+                    if at != dir.as_path() && source.kind() == io::ErrorKind::PermissionDenied =>
+                {
+                    tracing::warn!(dir = %up.display(), "cannot fsync an ancestor of the data directory: permission denied");
+                }
+                result => result?,
+            }
             if up == at || up == Path::new(".") || up == Path::new("/") {
                 break;
             }

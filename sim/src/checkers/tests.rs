@@ -875,6 +875,31 @@ fn truncation_fires_on_an_append_that_matches_the_log_but_drops_its_tail() -> Re
         .on_output(NodeId(2), &append(vec![entry(3, 3, "r3")]))?;
     h.checkers
         .on_output(NodeId(2), &append(vec![entry(3, 3, "r3")]))?;
+    // With entries 3..=5 held: a batch whose first entry matches and a later one conflicts
+    // may truncate, though it ends before the log does; one that matches throughout may not.
+    h.checkers.on_output(
+        NodeId(2),
+        &append(vec![entry(4, 4, "a4"), entry(5, 4, "a5")]),
+    )?;
+    h.checkers.on_output(
+        NodeId(2),
+        &append(vec![entry(3, 3, "r3"), entry(4, 5, "b4")]),
+    )?;
+    h.checkers.on_output(
+        NodeId(2),
+        &append(vec![entry(5, 5, "b5"), entry(6, 5, "b6")]),
+    )?;
+    let violation = assert_fires(
+        h.checkers.on_output(
+            NodeId(2),
+            &append(vec![entry(3, 3, "r3"), entry(4, 5, "b4")]),
+        ),
+        "truncation",
+    );
+    assert!(
+        violation.message.contains("drops its entries i5..=i6"),
+        "{violation}"
+    );
     Ok(())
 }
 
