@@ -1,7 +1,9 @@
 //! File storage for one node: what survives a crash, in three files under a data directory.
 //!
-//! * `log` — an append-only file of CRC-checked records ([`record`]); each record is one
+//! * `log` — an append-only file of CRC-checked records ([`record`]). An append record is one
 //!   `Persist::Append`: remove every entry from its first index on, then append its entries.
+//!   Each sync ends the records it writes with a commit record holding where they start and
+//!   their CRC-32.
 //! * `hard_state` — the term and vote, one record, replaced atomically.
 //! * `snapshot` — the latest snapshot, one record, replaced atomically.
 //!
@@ -14,13 +16,17 @@
 //! leaves a state the node could have persisted: the hard state (whose term is at least every
 //! log entry's term) is made durable before the log entries written with it.
 //!
-//! [`Storage::open`] recovers: a torn record at the end of the log (an interrupted final write)
-//! is cut off and reported in the [`RecoveryReport`]; damage anywhere else, or in a file that is
-//! only ever replaced atomically, is a [`StorageError::Corrupt`] naming the file and byte offset
-//! — data is never dropped silently. A missing or empty directory starts a fresh node.
+//! [`Storage::open`] recovers. The log is read up to its first bad record (a bad checksum, a
+//! record cut short, an impossible length, zeros). If a batch that a later sync committed
+//! follows the damage (its commit record's checksum holds), synced records were damaged: that
+//! is a [`StorageError::Corrupt`] naming the file and byte offset, and the node refuses to
+//! start. Otherwise the damage is what the last, interrupted write left, however its pages
+//! landed: it is cut off and reported in the [`RecoveryReport`]. Damage in a file that is only
+//! ever replaced atomically is always `Corrupt`. A missing or empty directory starts a fresh
+//! node.
 //!
-//! Limitation: a corrupted length field that points past the end of the log looks exactly like a
-//! torn final record; it is cut off and reported, not refused.
+//! Limitation: damage inside the last sync's own records looks exactly like a torn final write
+//! (no later commit vouches for them), so it is cut off and reported, not refused.
 
 mod atomic;
 pub mod disk;
@@ -48,6 +54,7 @@ pub const LOG_GARBAGE_BYTES_MAX: u64 = 8 << 20;
 #[derive(Serialize)]
 enum LogRecordRef<'a> {
     Append(&'a [Entry]),
+    Commit { batch_start: u64, batch_crc: u32 },
 }
 
 /// A log record as read back; encodes exactly like [`LogRecordRef`].
@@ -55,6 +62,37 @@ enum LogRecordRef<'a> {
 enum LogRecord {
     /// Remove every entry from the first entry's index on, then append these.
     Append(Vec<Entry>),
+    /// Ends the records one sync wrote: they start at byte `batch_start` of the file and have
+    /// checksum `batch_crc` (CRC-32 of their bytes). Recovery uses it to tell damage to synced
+    /// records (a committed batch follows it) from the torn remains of the last write.
+    Commit {
+        /// Where the batch's first record starts.
+        batch_start: u64,
+        /// CRC-32 of the bytes from `batch_start` to this record.
+        batch_crc: u32,
+    },
+}
+
+/// Appends the commit record of the batch `bytes[batch_start_in_bytes..]`, which starts at byte
+/// `batch_start` of the file.
+fn encode_commit(bytes: &mut Vec<u8>, batch_start_in_bytes: usize, batch_start: u64) {
+    let commit = LogRecordRef::Commit {
+        batch_start,
+        batch_crc: crc32fast::hash(&bytes[batch_start_in_bytes..]),
+    };
+    let payload = postcard::to_allocvec(&commit).expect("postcard encoding into a Vec never fails");
+    record::encode(&payload, bytes);
+}
+
+/// The batch start and checksum of a commit record's payload, if it is one.
+fn parse_commit(payload: &[u8]) -> Option<(u64, u32)> {
+    match postcard::from_bytes(payload).ok()? {
+        LogRecord::Commit {
+            batch_start,
+            batch_crc,
+        } => Some((batch_start, batch_crc)),
+        LogRecord::Append(_) => None,
+    }
 }
 
 /// Storage failed. Every variant names what it was doing and where.
@@ -108,7 +146,7 @@ pub struct RecoveryReport {
     /// The log held entries the snapshot had superseded (a crash between writing a snapshot and
     /// rewriting the log), so it was rewritten.
     pub log_rewritten: bool,
-    /// Intact records read from the log.
+    /// Intact append records read from the log (commit records are not counted).
     pub log_records: usize,
 }
 
@@ -341,6 +379,7 @@ impl Storage {
     fn sync_staged(&mut self) -> Result<(), StorageError> {
         self.sync_hard_state()?;
         if !self.staged_log.is_empty() {
+            encode_commit(&mut self.staged_log, 0, self.log_file_bytes);
             let path = self.dir.join(LOG_FILE);
             self.disk
                 .append(&path, &self.staged_log)
@@ -405,6 +444,9 @@ impl Storage {
             }
             record::encode(&payload, &mut bytes);
         }
+        if !bytes.is_empty() {
+            encode_commit(&mut bytes, 0, 0);
+        }
         let path = self.dir.join(LOG_FILE);
         atomic::replace(&mut *self.disk, &path, &bytes).map_err(io_error("replace", &path))?;
         self.log_file_bytes = bytes.len() as u64;
@@ -457,9 +499,9 @@ fn read_single<T: for<'de> Deserialize<'de>>(
         offset,
         reason,
     };
-    let scan = record::scan(&bytes).map_err(|c| corrupt(c.offset, c.reason))?;
-    if let Some(offset) = scan.torn_at {
-        return Err(corrupt(offset, "incomplete or damaged record".to_string()));
+    let scan = record::scan(&bytes);
+    if let Some(bad) = scan.bad {
+        return Err(corrupt(bad.offset, bad.reason));
     }
     match scan.records.as_slice() {
         [only] => postcard::from_bytes(only.payload)
@@ -485,16 +527,29 @@ fn read_log(
         offset,
         reason,
     };
-    let scan = record::scan(&bytes).map_err(|c| corrupt(c.offset, c.reason))?;
-    report.log_records = scan.records.len();
+    let scan = record::scan(&bytes);
+    // Damage followed by a whole batch that a later sync committed hit records that were
+    // already synced: refuse. Otherwise it is what the last, interrupted write left: cut it.
+    if let Some(bad) = &scan.bad {
+        let offset = usize::try_from(bad.offset).unwrap_or(usize::MAX);
+        if let Some(commit) = record::committed_batch_after(&bytes, offset, parse_commit) {
+            return Err(corrupt(
+                bad.offset,
+                format!("{}, before a batch committed at byte {commit}", bad.reason),
+            ));
+        }
+    }
     let mut entries: Vec<Entry> = Vec::new();
     for rec in &scan.records {
-        let LogRecord::Append(appended) = postcard::from_bytes(rec.payload)
+        let record = postcard::from_bytes(rec.payload)
             .map_err(|e| corrupt(rec.offset, format!("undecodable record: {e}")))?;
-        replay_append(&mut entries, appended).map_err(|reason| corrupt(rec.offset, reason))?;
+        if let LogRecord::Append(appended) = record {
+            replay_append(&mut entries, appended).map_err(|reason| corrupt(rec.offset, reason))?;
+            report.log_records += 1;
+        }
     }
-    if let Some(offset) = scan.torn_at {
-        cut_torn_tail(disk, path, offset, bytes.len() as u64, report)?;
+    if let Some(bad) = scan.bad {
+        cut_torn_tail(disk, path, bad.offset, bytes.len() as u64, report)?;
     }
     Ok(entries)
 }

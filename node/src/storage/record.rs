@@ -1,14 +1,15 @@
 //! The record framing shared by every storage file: `[len: u32 LE][crc32: u32 LE][payload]`.
 //!
 //! The checksum covers the four length bytes and the payload, so a flipped bit in either is
-//! caught. A file is a sequence of records; [`scan`] walks one and tells a torn tail (the last
-//! write was cut short by a crash) from corruption (a bad record with data after it).
+//! caught. A file is a sequence of records; [`scan`] walks one up to the first bad record, and
+//! [`committed_batch_after`] tells whether a whole, later batch follows the damage (so it is
+//! corruption, not the torn remains of the last write).
 
 /// Bytes of a record's header (length and checksum).
 pub const HEADER_BYTES: usize = 8;
 
-/// The largest payload a record may carry. A length field above it is corruption, not a torn
-/// write: no writer produces such a record.
+/// The largest payload a record may carry. No writer produces a longer one, so a length field
+/// above it makes a bad record.
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 30;
 
 /// Appends one record carrying `payload` to `out`.
@@ -43,122 +44,111 @@ pub struct Record<'a> {
     pub payload: &'a [u8],
 }
 
-/// What [`scan`] found: the intact records, and where the torn tail starts if there is one.
+/// What [`scan`] found: the intact records from the start of the file, and the first place
+/// where no intact record starts, if the file does not end after the last one.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Scan<'a> {
-    /// Every intact record, in file order.
+    /// Every intact record before the first bad one, in file order.
     pub records: Vec<Record<'a>>,
-    /// Offset of the first byte after the last intact record, when bytes follow it that do not
-    /// form a record and can only be the remains of an interrupted final write.
-    pub torn_at: Option<u64>,
+    /// Where reading stopped before the end of the file, and why.
+    pub bad: Option<Bad>,
 }
 
-/// A record that is damaged where a crash cannot have damaged it.
+/// The first place in a file where no intact record starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Corruption {
-    /// Offset of the damaged record's header.
+pub struct Bad {
+    /// Byte offset of the bad record's header.
     pub offset: u64,
     /// What is wrong with it.
     pub reason: String,
 }
 
-/// Walks the records of `bytes`.
-///
-/// A crash can only damage the end of an append-only file: what its last, unsynced write left.
-/// These count as a torn tail, cut from the first bad record on: a record that runs past the end
-/// of the file, a tail of zero bytes, and a record with a bad checksum that looks torn (see
-/// [`is_torn`]: it ends the file, or zeros follow it, or part of it reads as a zeroed sector —
-/// file systems extend a file before its data lands, and write pages back in any order). Anything else — a bad checksum with data after it, a length above
-/// [`MAX_PAYLOAD_BYTES`] — is corruption.
-pub fn scan(bytes: &[u8]) -> Result<Scan<'_>, Corruption> {
+/// Reads one record at the start of `rest`: its payload, or why there is no intact record.
+fn read_one(rest: &[u8]) -> Result<&[u8], String> {
+    if rest.iter().all(|&b| b == 0) {
+        return Err("only zero bytes follow".to_string());
+    }
+    if rest.len() < HEADER_BYTES {
+        return Err("an incomplete record header".to_string());
+    }
+    let len_bytes: [u8; 4] = rest[0..4].try_into().expect("slice of four bytes");
+    let stored_crc = u32::from_le_bytes(rest[4..8].try_into().expect("slice of four bytes"));
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len > MAX_PAYLOAD_BYTES {
+        return Err(format!(
+            "record length {len} exceeds the limit {MAX_PAYLOAD_BYTES}"
+        ));
+    }
+    let Some(payload) = rest.get(HEADER_BYTES..HEADER_BYTES + len) else {
+        return Err(format!(
+            "a record of {len} bytes runs past the end of the file"
+        ));
+    };
+    if checksum(&len_bytes, payload) != stored_crc {
+        return Err("checksum mismatch".to_string());
+    }
+    Ok(payload)
+}
+
+/// Walks the records of `bytes` from the start, up to the first place where no intact record
+/// starts (a bad checksum, a header or payload cut short by the end of the file, an impossible
+/// length, or nothing but zeros). Whether that is the torn remains of an interrupted write or
+/// damage is for the caller to judge: it depends on what the file is (see
+/// [`committed_batch_after`] for the log).
+#[must_use]
+pub fn scan(bytes: &[u8]) -> Scan<'_> {
     let mut records = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
-        let offset = at as u64;
-        let rest = &bytes[at..];
-        if rest.iter().all(|&b| b == 0) {
-            return Ok(Scan {
-                records,
-                torn_at: Some(offset),
-            });
-        }
-        if rest.len() < HEADER_BYTES {
-            return Ok(Scan {
-                records,
-                torn_at: Some(offset),
-            });
-        }
-        let len_bytes: [u8; 4] = rest[0..4].try_into().expect("slice of four bytes");
-        let stored_crc = u32::from_le_bytes(rest[4..8].try_into().expect("slice of four bytes"));
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        if len > MAX_PAYLOAD_BYTES {
-            return Err(Corruption {
-                offset,
-                reason: format!("record length {len} exceeds the limit {MAX_PAYLOAD_BYTES}"),
-            });
-        }
-        let end = HEADER_BYTES + len;
-        if rest.len() < end {
-            return Ok(Scan {
-                records,
-                torn_at: Some(offset),
-            });
-        }
-        let payload = &rest[HEADER_BYTES..end];
-        if checksum(&len_bytes, payload) != stored_crc {
-            if is_torn(bytes, at, at + end) {
-                return Ok(Scan {
-                    records,
-                    torn_at: Some(offset),
+        match read_one(&bytes[at..]) {
+            Ok(payload) => {
+                records.push(Record {
+                    offset: at as u64,
+                    payload,
                 });
+                at += HEADER_BYTES + payload.len();
             }
-            return Err(Corruption {
-                offset,
-                reason: "checksum mismatch".to_string(),
-            });
+            Err(reason) => {
+                return Scan {
+                    records,
+                    bad: Some(Bad {
+                        offset: at as u64,
+                        reason,
+                    }),
+                };
+            }
         }
-        records.push(Record { offset, payload });
-        at += end;
     }
-    Ok(Scan {
-        records,
-        torn_at: None,
-    })
+    Scan { records, bad: None }
 }
 
-/// The sector size a torn write is judged by: a page the file system never wrote back reads as
-/// zeros, and pages are whole sectors.
-pub const SECTOR_BYTES: usize = 512;
+/// The largest payload [`committed_batch_after`] considers (commit records are tiny).
+pub const COMMIT_PAYLOAD_MAX: usize = 32;
 
-/// Whether the bad record at `bytes[start..end]` looks like the remains of an interrupted
-/// write rather than damage to written data. A write starts at a record boundary (every sync
-/// ends at one), and a page of it that never landed reads as zeros, so:
-/// * it ends exactly at the end of the file (the write stopped in it);
-/// * it ends in zeros and only zeros follow (the file system extended the file and the data
-///   never landed);
-/// * its header is all zeros (no writer produces that header);
-/// * it reads as zeros from its start to the end of that sector (the page holding the previous
-///   sync point was not written again), or one whole aligned sector of it reads as zeros (a
-///   page in the middle of the write never landed, while a later one did).
-fn is_torn(bytes: &[u8], start: usize, end: usize) -> bool {
-    let zero = |range: std::ops::Range<usize>| bytes[range].iter().all(|&b| b == 0);
-    if end == bytes.len() || (bytes[end - 1] == 0 && zero(end..bytes.len())) {
-        return true;
-    }
-    if zero(start..start + HEADER_BYTES) {
-        return true;
-    }
-    let mut sector = (start / SECTOR_BYTES + 1) * SECTOR_BYTES;
-    if zero(start..sector.min(bytes.len())) {
-        return true;
-    }
-    while sector < end {
-        if zero(sector..(sector + SECTOR_BYTES).min(bytes.len())) {
-            return true;
-        }
-        sector += SECTOR_BYTES;
-    }
-    false
+/// The offset of an intact record after byte `from` that `commit` recognises as a batch's
+/// commit record — it returns `Some((start, crc))`: the batch began at byte `start`, and the
+/// bytes from there to the commit record have checksum `crc` — and whose batch checksum holds.
+///
+/// A writer that appends a batch of records plus such a commit record per sync, and syncs
+/// before it writes the next batch, leaves every batch before the last one whole. So damage
+/// before a committed batch is corruption, while damage with no committed batch after it can be
+/// the torn remains of the last, interrupted write (its own commit record may have landed while
+/// an earlier page of the batch did not; its checksum then fails). Every byte offset is tried:
+/// the damage may hide where records start.
+#[must_use]
+pub fn committed_batch_after(
+    bytes: &[u8],
+    from: usize,
+    commit: impl Fn(&[u8]) -> Option<(u64, u32)>,
+) -> Option<u64> {
+    (from + 1..bytes.len()).find_map(|at| {
+        let payload = read_one(&bytes[at..])
+            .ok()
+            .filter(|p| p.len() <= COMMIT_PAYLOAD_MAX)?;
+        let (start, crc) = commit(payload)?;
+        let start = usize::try_from(start).ok().filter(|&s| s < at)?;
+        (crc32fast::hash(&bytes[start..at]) == crc).then_some(at as u64)
+    })
 }
 
 #[cfg(test)]
@@ -176,108 +166,113 @@ mod tests {
     #[test]
     fn intact_records_scan_back() {
         let bytes = file_of(&[b"one", b"", b"three"]);
-        let scan = scan(&bytes).unwrap();
-        assert_eq!(scan.torn_at, None);
+        let scan = scan(&bytes);
+        assert_eq!(scan.bad, None);
         let payloads: Vec<&[u8]> = scan.records.iter().map(|r| r.payload).collect();
         assert_eq!(payloads, vec![&b"one"[..], b"", b"three"]);
         assert_eq!(scan.records[1].offset, 11);
     }
 
     #[test]
-    fn every_cut_of_the_last_record_is_a_torn_tail() {
+    fn every_cut_of_the_last_record_stops_the_scan_there() {
         let bytes = file_of(&[b"first", b"second record"]);
         let second_at = (HEADER_BYTES + 5) as u64;
         for cut in second_at as usize + 1..bytes.len() {
-            let scan = scan(&bytes[..cut]).unwrap();
+            let scan = scan(&bytes[..cut]);
             assert_eq!(scan.records.len(), 1, "cut at {cut}");
-            assert_eq!(scan.torn_at, Some(second_at), "cut at {cut}");
+            assert_eq!(scan.bad.map(|b| b.offset), Some(second_at), "cut at {cut}");
         }
     }
 
     #[test]
-    fn bad_checksum_in_last_record_is_torn_but_in_the_middle_is_corrupt() {
-        let mut bytes = file_of(&[b"first", b"second"]);
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        assert_eq!(scan(&bytes).unwrap().torn_at, Some(13));
-
+    fn a_bad_record_stops_the_scan_with_its_reason() {
+        let reason = |bytes: &[u8]| scan(bytes).bad.map(|b| (b.offset, b.reason));
         let mut bytes = file_of(&[b"first", b"second"]);
         bytes[HEADER_BYTES] ^= 0x01;
-        assert_eq!(
-            scan(&bytes),
-            Err(Corruption {
-                offset: 0,
-                reason: "checksum mismatch".to_string()
-            })
-        );
-    }
+        assert_eq!(reason(&bytes), Some((0, "checksum mismatch".to_string())));
 
-    #[test]
-    fn a_record_cut_short_then_zero_filled_is_torn() {
-        let whole = file_of(&[b"first", b"second record", b"third"]);
-        let second_at = HEADER_BYTES + 5;
-        for cut in second_at + 1..whole.len() {
-            let mut bytes = whole[..cut].to_vec();
-            bytes.resize(whole.len() + 7, 0);
-            let scan = scan(&bytes).unwrap();
-            let intact = if cut >= second_at + HEADER_BYTES + 13 {
-                2
-            } else {
-                1
-            };
-            assert_eq!(scan.records.len(), intact, "cut at {cut}");
-            assert!(scan.torn_at.is_some(), "cut at {cut}");
-        }
-        // A damaged record with real data after it is still corruption.
-        let mut bytes = whole.clone();
-        bytes[second_at + HEADER_BYTES] ^= 0x01;
-        bytes.extend_from_slice(&[0; 16]);
-        assert_eq!(scan(&bytes).unwrap_err().offset, second_at as u64);
-    }
-
-    #[test]
-    fn a_zeroed_sector_in_a_record_followed_by_data_is_torn_but_a_few_zeros_are_not() {
-        let big = vec![7u8; 3 * SECTOR_BYTES];
-        let whole = file_of(&[b"first", &big, b"third"]);
-        let second_at = HEADER_BYTES + 5;
-        // A page of the write that never landed: one whole aligned sector inside the record.
-        let mut holed = whole.clone();
-        holed[SECTOR_BYTES..2 * SECTOR_BYTES].fill(0);
-        let scan_result = scan(&holed).unwrap();
-        assert_eq!(scan_result.records.len(), 1);
-        assert_eq!(scan_result.torn_at, Some(second_at as u64));
-        // A hole from the record's start (its header zero) is torn too.
-        let mut holed = whole.clone();
-        holed[second_at..SECTOR_BYTES].fill(0);
-        assert_eq!(scan(&holed).unwrap().torn_at, Some(second_at as u64));
-        // The page holding the previous sync point was not written again: zeros from the
-        // record's start to the sector's end, however few (found by the madsim tests: 7 bytes).
-        let pad = vec![1u8; SECTOR_BYTES - HEADER_BYTES - 7];
-        let whole = file_of(&[&pad, b"next record", b"more"]);
-        let mut holed = whole.clone();
-        holed[SECTOR_BYTES - 7..SECTOR_BYTES].fill(0);
-        assert_eq!(
-            scan(&holed).unwrap().torn_at,
-            Some((SECTOR_BYTES - 7) as u64)
-        );
-        // A few zero bytes in a damaged record, with data after it, are corruption.
-        let whole = file_of(&[b"first", &big, b"third"]);
-        let mut damaged = whole.clone();
-        damaged[SECTOR_BYTES..SECTOR_BYTES + 3].fill(0);
-        assert_eq!(scan(&damaged).unwrap_err().offset, second_at as u64);
-    }
-
-    #[test]
-    fn zero_tail_is_torn_and_huge_length_is_corrupt() {
         let mut bytes = file_of(&[b"first"]);
         bytes.extend_from_slice(&[0; 64]);
-        let scan_result = scan(&bytes).unwrap();
-        assert_eq!(scan_result.records.len(), 1);
-        assert_eq!(scan_result.torn_at, Some(13));
+        assert_eq!(
+            reason(&bytes),
+            Some((13, "only zero bytes follow".to_string()))
+        );
 
         let mut bytes = file_of(&[b"first"]);
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         bytes.extend_from_slice(&[1; 12]);
-        assert_eq!(scan(&bytes).unwrap_err().offset, 13);
+        let (offset, why) = reason(&bytes).unwrap();
+        assert_eq!(offset, 13);
+        assert!(why.contains("exceeds the limit"), "{why}");
+    }
+
+    /// A test writer's commit record: `C`, the batch's start offset and its checksum.
+    fn commit_record(start: usize, batch: &[u8], out: &mut Vec<u8>) {
+        let mut payload = vec![b'C'];
+        payload.extend_from_slice(&(start as u64).to_le_bytes());
+        payload.extend_from_slice(&crc32fast::hash(batch).to_le_bytes());
+        encode(&payload, out);
+    }
+
+    fn parse_commit(payload: &[u8]) -> Option<(u64, u32)> {
+        let rest = payload.strip_prefix(b"C")?;
+        let start = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+        let crc = u32::from_le_bytes(rest.get(8..12)?.try_into().ok()?);
+        Some((start, crc))
+    }
+
+    /// Three batches of two records, each followed by its commit record. Returns the file and
+    /// each batch's start.
+    fn three_batches() -> (Vec<u8>, Vec<usize>) {
+        let mut file = Vec::new();
+        let mut starts = Vec::new();
+        for batch in 0..3u8 {
+            let start = file.len();
+            starts.push(start);
+            encode(&[batch; 40], &mut file);
+            encode(&[batch + 10; 700], &mut file);
+            let records = file[start..].to_vec();
+            commit_record(start, &records, &mut file);
+        }
+        (file, starts)
+    }
+
+    #[test]
+    fn damage_before_a_committed_batch_is_found_and_damage_in_the_last_batch_is_not() {
+        let (file, starts) = three_batches();
+        assert_eq!(scan(&file).bad, None);
+        let after = |bytes: &[u8], from: usize| committed_batch_after(bytes, from, parse_commit);
+        // A flipped bit in the second batch: the third batch's commit follows.
+        let mut damaged = file.clone();
+        damaged[starts[1] + HEADER_BYTES + 3] ^= 0x10;
+        let bad = scan(&damaged).bad.unwrap().offset as usize;
+        assert_eq!(bad, starts[1]);
+        assert!(after(&damaged, bad).is_some_and(|at| at as usize > starts[2]));
+        // The same in the last batch: its own commit record fails its checksum.
+        let mut damaged = file.clone();
+        damaged[starts[2] + HEADER_BYTES + 3] ^= 0x10;
+        let bad = scan(&damaged).bad.unwrap().offset as usize;
+        assert_eq!(after(&damaged, bad), None);
+        // A page of the last batch that never landed, then one that did (its commit included).
+        let mut holed = file.clone();
+        holed[starts[2]..starts[2] + 100].fill(0);
+        let bad = scan(&holed).bad.unwrap().offset as usize;
+        assert_eq!(after(&holed, bad), None);
+        // A damaged length field hides where the next records start; the search still finds
+        // the committed batch after it.
+        let mut damaged = file.clone();
+        damaged[starts[1]] ^= 0x40;
+        let bad = scan(&damaged).bad.unwrap().offset as usize;
+        assert!(after(&damaged, bad).is_some());
+        // Cut short anywhere in the last batch: nothing committed follows.
+        for cut in starts[2] + 1..file.len() {
+            if let Some(bad) = scan(&file[..cut]).bad {
+                assert_eq!(
+                    after(&file[..cut], bad.offset as usize),
+                    None,
+                    "cut at {cut}"
+                );
+            }
+        }
     }
 }
