@@ -63,21 +63,17 @@ pub struct Bad {
     pub reason: String,
 }
 
-/// Reads one record at the start of `rest`: its payload, or why there is no intact record.
-fn read_one(rest: &[u8]) -> Result<&[u8], String> {
-    if rest.iter().all(|&b| b == 0) {
-        return Err("only zero bytes follow".to_string());
-    }
+/// Reads one record of at most `max_len` payload bytes at the start of `rest`: its payload, or
+/// why there is no intact record. Costs O(1) plus the payload's length.
+fn read_one(rest: &[u8], max_len: usize) -> Result<&[u8], String> {
     if rest.len() < HEADER_BYTES {
         return Err("an incomplete record header".to_string());
     }
     let len_bytes: [u8; 4] = rest[0..4].try_into().expect("slice of four bytes");
     let stored_crc = u32::from_le_bytes(rest[4..8].try_into().expect("slice of four bytes"));
     let len = u32::from_le_bytes(len_bytes) as usize;
-    if len > MAX_PAYLOAD_BYTES {
-        return Err(format!(
-            "record length {len} exceeds the limit {MAX_PAYLOAD_BYTES}"
-        ));
+    if len > max_len {
+        return Err(format!("record length {len} exceeds the limit {max_len}"));
     }
     let Some(payload) = rest.get(HEADER_BYTES..HEADER_BYTES + len) else {
         return Err(format!(
@@ -100,7 +96,7 @@ pub fn scan(bytes: &[u8]) -> Scan<'_> {
     let mut records = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
-        match read_one(&bytes[at..]) {
+        match read_one(&bytes[at..], MAX_PAYLOAD_BYTES) {
             Ok(payload) => {
                 records.push(Record {
                     offset: at as u64,
@@ -109,6 +105,11 @@ pub fn scan(bytes: &[u8]) -> Scan<'_> {
                 at += HEADER_BYTES + payload.len();
             }
             Err(reason) => {
+                let reason = if bytes[at..].iter().all(|&b| b == 0) {
+                    "only zero bytes follow".to_string()
+                } else {
+                    reason
+                };
                 return Scan {
                     records,
                     bad: Some(Bad {
@@ -141,10 +142,9 @@ pub fn committed_batch_after(
     from: usize,
     commit: impl Fn(&[u8]) -> Option<(u64, u32)>,
 ) -> Option<u64> {
+    // O(1) per offset: lengths above the commit size are rejected before any checksum.
     (from + 1..bytes.len()).find_map(|at| {
-        let payload = read_one(&bytes[at..])
-            .ok()
-            .filter(|p| p.len() <= COMMIT_PAYLOAD_MAX)?;
+        let payload = read_one(&bytes[at..], COMMIT_PAYLOAD_MAX).ok()?;
         let (start, crc) = commit(payload)?;
         let start = usize::try_from(start).ok().filter(|&s| s < at)?;
         (crc32fast::hash(&bytes[start..at]) == crc).then_some(at as u64)
@@ -264,6 +264,18 @@ mod tests {
         damaged[starts[1]] ^= 0x40;
         let bad = scan(&damaged).bad.unwrap().offset as usize;
         assert!(after(&damaged, bad).is_some());
+        // A long zero-filled tail, or long garbage, is searched in one pass (each offset costs
+        // O(1), however long the length field it reads says the record is).
+        let mut zeroed = file.clone();
+        zeroed.truncate(starts[2]);
+        zeroed.resize(starts[2] + (4 << 20), 0);
+        let bad = scan(&zeroed).bad.unwrap();
+        assert_eq!(bad.reason, "only zero bytes follow");
+        assert_eq!(after(&zeroed, bad.offset as usize), None);
+        let mut garbage = file[..starts[2]].to_vec();
+        garbage.extend((0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        let bad = scan(&garbage).bad.unwrap().offset as usize;
+        assert_eq!(after(&garbage, bad), None);
         // Cut short anywhere in the last batch: nothing committed follows.
         for cut in starts[2] + 1..file.len() {
             if let Some(bad) = scan(&file[..cut]).bad {
