@@ -349,7 +349,8 @@ async fn a_torn_log_tail_is_cut_at_restart_and_a_corrupt_record_refuses_to_start
     let applied = cluster.handle(cluster.leader().await).status().last_applied;
     cluster.all_applied(applied).await;
 
-    // A flipped bit in the first record: the node refuses to start, naming file and offset.
+    // A flipped bit in the first append record (after the log's header record): the node
+    // refuses to start, naming file and offset.
     let down = NodeId(cluster.leader().await.0 % 3 + 1);
     cluster
         .nodes
@@ -361,7 +362,8 @@ async fn a_torn_log_tail_is_cut_at_restart_and_a_corrupt_record_refuses_to_start
     let log = cluster.data_dir(down).join(node::storage::LOG_FILE);
     let mut bytes = std::fs::read(&log).unwrap();
     assert!(bytes.len() > 40, "the log holds several records");
-    bytes[10] ^= 0x08;
+    let first = node::storage::record::scan(&bytes).records[1].offset;
+    bytes[first as usize + 10] ^= 0x08;
     std::fs::write(&log, &bytes).unwrap();
     let listener = TcpListener::bind(cluster.addrs[&down]).await.unwrap();
     let voters = cluster.addrs.keys().copied().collect();
@@ -374,10 +376,10 @@ async fn a_torn_log_tail_is_cut_at_restart_and_a_corrupt_record_refuses_to_start
     match RunningNode::start(options, Sum::default()).await {
         Err(node::runtime::StartError::Storage(node::storage::StorageError::Corrupt {
             path,
-            offset: 0,
+            offset,
             ..
-        })) => assert_eq!(path, log),
-        Err(other) => panic!("expected corruption at offset 0, got {other}"),
+        })) => assert_eq!((path, offset), (log, first)),
+        Err(other) => panic!("expected corruption at offset {first}, got {other}"),
         Ok(_) => panic!("a corrupt log must refuse to start"),
     }
     cluster.shutdown().await;

@@ -1,9 +1,10 @@
 //! File storage for one node: what survives a crash, in three files under a data directory.
 //!
-//! * `log` — an append-only file of CRC-checked records ([`record`]). An append record is one
-//!   `Persist::Append`: remove every entry from its first index on, then append its entries.
-//!   Each sync ends the records it writes with a commit record holding where they start and
-//!   their CRC-32.
+//! * `log` — an append-only file of CRC-checked records ([`record`]), starting with a header
+//!   record (the format version). An append record is one `Persist::Append`: remove every entry
+//!   from its first index on, then append its entries. Each sync ends the records it writes
+//!   with a commit record holding where they start and their CRC-32. A rewritten log ends with
+//!   two: the second vouches for the first, as a rewrite (atomic) cannot be torn.
 //! * `hard_state` — the term and vote, one record, replaced atomically.
 //! * `snapshot` — the latest snapshot, one record, replaced atomically.
 //!
@@ -23,10 +24,13 @@
 //! start. Otherwise the damage is what the last, interrupted write left, however its pages
 //! landed: it is cut off and reported in the [`RecoveryReport`]. Damage in a file that is only
 //! ever replaced atomically is always `Corrupt`. A missing or empty directory starts a fresh
-//! node.
+//! node. A log in the format before headers and commit records is judged as it was then (only
+//! damage that runs exactly to the end of the file is cut) and rewritten in the current format;
+//! a build from before cannot read the current format (it refuses the log as undecodable).
 //!
-//! Limitation: damage inside the last sync's own records looks exactly like a torn final write
-//! (no later commit vouches for them), so it is cut off and reported, not refused.
+//! Limitation: damage inside the records of the last sync since the log was last rewritten, or
+//! damage that reaches the end of the file, looks exactly like a torn final write (no later
+//! commit vouches for it), so it is cut off and reported, not refused.
 
 mod atomic;
 pub mod disk;
@@ -55,7 +59,11 @@ pub const LOG_GARBAGE_BYTES_MAX: u64 = 8 << 20;
 enum LogRecordRef<'a> {
     Append(&'a [Entry]),
     Commit { batch_start: u64, batch_crc: u32 },
+    Header { version: u32 },
 }
+
+/// The log format [`LogRecord::Header`] names: batches end with commit records.
+const LOG_FORMAT_VERSION: u32 = 1;
 
 /// A log record as read back; encodes exactly like [`LogRecordRef`].
 #[derive(Deserialize)]
@@ -71,6 +79,34 @@ enum LogRecord {
         /// CRC-32 of the bytes from `batch_start` to this record.
         batch_crc: u32,
     },
+    /// The first record of a log in the current format (older logs start with an append and
+    /// have no commit records; they are rewritten in this format when opened).
+    Header {
+        /// [`LOG_FORMAT_VERSION`] when written; a newer version is refused.
+        version: u32,
+    },
+}
+
+/// What a log file turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// No intact record.
+    Empty,
+    /// Starts with a [`LogRecord::Header`].
+    Current,
+    /// Written before headers and commit records existed.
+    Legacy,
+}
+
+/// The header record every log in the current format starts with.
+fn log_header() -> Vec<u8> {
+    let payload = postcard::to_allocvec(&LogRecordRef::Header {
+        version: LOG_FORMAT_VERSION,
+    })
+    .expect("postcard encoding into a Vec never fails");
+    let mut bytes = Vec::new();
+    record::encode(&payload, &mut bytes);
+    bytes
 }
 
 /// Appends the commit record of the batch `bytes[batch_start_in_bytes..]`, which starts at byte
@@ -91,7 +127,7 @@ fn parse_commit(payload: &[u8]) -> Option<(u64, u32)> {
             batch_start,
             batch_crc,
         } => Some((batch_start, batch_crc)),
-        LogRecord::Append(_) => None,
+        LogRecord::Append(_) | LogRecord::Header { .. } => None,
     }
 }
 
@@ -240,12 +276,16 @@ impl Storage {
         let hard_state: Option<HardState> = read_single(&mut *disk, &dir.join(HARD_STATE_FILE))?;
         let snapshot: Option<Snapshot> = read_single(&mut *disk, &dir.join(SNAPSHOT_FILE))?;
         let log_path = dir.join(LOG_FILE);
-        let replayed = read_log(&mut *disk, &log_path, &mut report)?;
+        let (replayed, format) = read_log(&mut *disk, &log_path, &mut report)?;
         report.fresh = hard_state.is_none() && snapshot.is_none() && replayed.is_empty();
         let replayed_len = replayed.len();
         let log = assemble_log(&log_path, snapshot, replayed)?;
         disk.append(&log_path, &[])
             .map_err(io_error("open", &log_path))?;
+        if disk.len(&log_path).map_err(io_error("stat", &log_path))? == 0 {
+            disk.append(&log_path, &log_header())
+                .map_err(io_error("append to", &log_path))?;
+        }
         // What was just read may sit only in the page cache: a process killed between a write
         // and its fsync leaves it there. The node is about to act on it (acknowledge entries,
         // vote), so it must be durable first.
@@ -266,7 +306,8 @@ impl Storage {
             stats: StorageStats::default(),
             log_garbage_bytes_max: LOG_GARBAGE_BYTES_MAX,
         };
-        if replayed_len != storage.durable.log.entries().len() {
+        // Entries the snapshot superseded, or a log in the old format: write it afresh.
+        if replayed_len != storage.durable.log.entries().len() || format == LogFormat::Legacy {
             storage.rewrite_log()?;
             report.log_rewritten = true;
         }
@@ -427,7 +468,7 @@ impl Storage {
     /// Replaces the log file with the live entries (staged ones included, which makes them
     /// durable too).
     fn rewrite_log(&mut self) -> Result<(), StorageError> {
-        let mut bytes = Vec::new();
+        let mut bytes = log_header();
         for chunk in self
             .durable
             .log
@@ -444,9 +485,11 @@ impl Storage {
             }
             record::encode(&payload, &mut bytes);
         }
-        if !bytes.is_empty() {
-            encode_commit(&mut bytes, 0, 0);
-        }
+        let first_commit = bytes.len();
+        encode_commit(&mut bytes, 0, 0);
+        // The file is replaced atomically, so no crash can tear it: a second commit record,
+        // vouching for the first alone, makes any damage to the records before it refused.
+        encode_commit(&mut bytes, first_commit, first_commit as u64);
         let path = self.dir.join(LOG_FILE);
         atomic::replace(&mut *self.disk, &path, &bytes).map_err(io_error("replace", &path))?;
         self.log_file_bytes = bytes.len() as u64;
@@ -513,14 +556,20 @@ fn read_single<T: for<'de> Deserialize<'de>>(
 }
 
 /// Reads the log file, cutting a torn tail, and replays its records into the entries they
-/// leave: a contiguous run starting wherever the file's first record starts.
+/// leave: a contiguous run starting wherever the file's first append record starts.
+///
+/// Damage followed by a whole batch that a later sync committed hit records that were already
+/// synced: refused. Otherwise it is what the last, interrupted write left, and it is cut. A log
+/// in the old format has no commit records to tell by; there only damage that runs exactly to
+/// the end of the file as one record (cut short, or a bad checksum on the last record, or
+/// zeros) is cut, as before.
 fn read_log(
     disk: &mut dyn Disk,
     path: &Path,
     report: &mut RecoveryReport,
-) -> Result<Vec<Entry>, StorageError> {
+) -> Result<(Vec<Entry>, LogFormat), StorageError> {
     let Some(bytes) = read_optional(disk, path)? else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), LogFormat::Empty));
     };
     let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
         path: path.to_path_buf(),
@@ -528,15 +577,30 @@ fn read_log(
         reason,
     };
     let scan = record::scan(&bytes);
-    // Damage followed by a whole batch that a later sync committed hit records that were
-    // already synced: refuse. Otherwise it is what the last, interrupted write left: cut it.
+    let format = match scan.records.first() {
+        None => LogFormat::Empty,
+        Some(first) => match postcard::from_bytes(first.payload) {
+            Ok(LogRecord::Header { version }) if version > LOG_FORMAT_VERSION => {
+                return Err(corrupt(
+                    first.offset,
+                    format!("log format {version} is newer than this build's {LOG_FORMAT_VERSION}"),
+                ));
+            }
+            Ok(LogRecord::Header { .. }) => LogFormat::Current,
+            _ => LogFormat::Legacy,
+        },
+    };
     if let Some(bad) = &scan.bad {
         let offset = usize::try_from(bad.offset).unwrap_or(usize::MAX);
-        if let Some(commit) = record::committed_batch_after(&bytes, offset, parse_commit) {
-            return Err(corrupt(
-                bad.offset,
-                format!("{}, before a batch committed at byte {commit}", bad.reason),
-            ));
+        if format == LogFormat::Current {
+            if let Some(commit) = record::committed_batch_after(&bytes, offset, parse_commit) {
+                return Err(corrupt(
+                    bad.offset,
+                    format!("{}, before a batch committed at byte {commit}", bad.reason),
+                ));
+            }
+        } else if !record::reaches_the_end(&bytes, offset) {
+            return Err(corrupt(bad.offset, bad.reason.clone()));
         }
     }
     let mut entries: Vec<Entry> = Vec::new();
@@ -551,7 +615,7 @@ fn read_log(
     if let Some(bad) = scan.bad {
         cut_torn_tail(disk, path, bad.offset, bytes.len() as u64, report)?;
     }
-    Ok(entries)
+    Ok((entries, format))
 }
 
 fn replay_append(entries: &mut Vec<Entry>, appended: Vec<Entry>) -> Result<(), String> {

@@ -229,11 +229,13 @@ fn a_corrupt_synced_record_is_refused_after_a_power_failure() {
         }
     }
     let log = Path::new(DIR).join(LOG_FILE);
-    assert!(disk.corrupt(&log, record::HEADER_BYTES as u64 + 2, 3));
+    // The first append record, right after the log's header record.
+    let first = log_header().len() as u64;
+    assert!(disk.corrupt(&log, first + record::HEADER_BYTES as u64 + 2, 3));
     disk.power_fail();
     match open(&disk) {
         Err(StorageError::Corrupt { path, offset, .. }) => {
-            assert_eq!((path, offset), (log.clone(), 0));
+            assert_eq!((path, offset), (log.clone(), first));
         }
         other => panic!("expected a corruption error, got {other:?}"),
     }
@@ -310,7 +312,7 @@ fn synced_entries_with(command: &[u8]) -> (SimDisk, PathBuf, Vec<u64>) {
     let appends = record::scan(&bytes)
         .records
         .iter()
-        .filter(|r| parse_commit(r.payload).is_none())
+        .filter(|r| matches!(postcard::from_bytes(r.payload), Ok(LogRecord::Append(_))))
         .map(|r| r.offset)
         .collect();
     (disk, log, appends)
@@ -344,6 +346,83 @@ fn bit_rot_in_a_synced_record_before_a_zero_tail_is_refused() {
             Err(e) => panic!("{e}"),
         }
     }
+}
+
+/// A log rewrite is atomic (temporary file, fsync, rename), so no crash tears it: damage in a
+/// freshly rewritten log is refused, though no later sync has committed anything yet.
+#[test]
+fn bit_rot_in_a_rewritten_log_is_refused() {
+    let disk = SimDisk::new(9);
+    {
+        let (mut storage, _) = open(&disk).unwrap();
+        storage.persist(&Persist::HardState(voted())).unwrap();
+        let entries: Vec<Entry> = (1..=3000).map(|i| entry(i, Term(3))).collect();
+        storage.persist(&Persist::Append(entries)).unwrap();
+        storage
+            .persist(&Persist::Snapshot(Snapshot {
+                index: Index(5),
+                term: Term(3),
+                data: vec![7; 10],
+            }))
+            .unwrap();
+        assert_eq!(storage.stats().log_rewrites, 1);
+    }
+    let log = Path::new(DIR).join(LOG_FILE);
+    let first = log_header().len() as u64;
+    assert!(disk.corrupt(&log, first + record::HEADER_BYTES as u64 + 5, 2));
+    match open(&disk) {
+        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, first),
+        Ok((storage, report)) => panic!(
+            "synced entries were cut: last index {}, {:?}",
+            storage.durable().log.last_index(),
+            report.torn_tail
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A log written before headers and commit records: damage with records after it is refused,
+/// a torn last record is cut, and an intact one is rewritten in the current format on open.
+#[test]
+fn a_log_in_the_old_format_is_judged_as_before_and_rewritten() {
+    let legacy = |damage: Option<u64>, cut: usize| {
+        let disk = SimDisk::new(9);
+        {
+            let (mut storage, _) = open(&disk).unwrap();
+            storage.persist(&Persist::HardState(voted())).unwrap();
+        }
+        let log = Path::new(DIR).join(LOG_FILE);
+        let mut bytes: Vec<u8> = (1..=3)
+            .flat_map(|i| log_record(&[entry(i, Term(3))]))
+            .collect();
+        bytes.truncate(bytes.len() - cut);
+        let mut handle = disk.clone();
+        handle.write(&log, &bytes).unwrap();
+        handle.sync_file(&log).unwrap();
+        if let Some(at) = damage {
+            assert!(disk.corrupt(&log, at, 2));
+        }
+        (disk, log)
+    };
+    let (disk, _) = legacy(Some(record::HEADER_BYTES as u64 + 3), 0);
+    assert!(matches!(
+        open(&disk),
+        Err(StorageError::Corrupt { offset: 0, .. })
+    ));
+
+    let (disk, _) = legacy(None, 3);
+    let (storage, report) = open(&disk).unwrap();
+    assert_eq!(storage.durable().log.last_index(), Index(2));
+    assert!(report.torn_tail.is_some() && report.log_rewritten);
+
+    let (disk, log) = legacy(None, 0);
+    let (storage, report) = open(&disk).unwrap();
+    assert_eq!(storage.durable().log.last_index(), Index(3));
+    assert!(report.log_rewritten);
+    let bytes = disk.clone().read(&log).unwrap().unwrap();
+    assert!(bytes.starts_with(&log_header()), "rewritten with a header");
+    drop(storage);
+    assert_eq!(open(&disk).unwrap().0.durable().log.last_index(), Index(3));
 }
 
 /// The known limit: damage in the last sync's records cannot be told from a torn write (no

@@ -123,6 +123,20 @@ pub fn scan(bytes: &[u8]) -> Scan<'_> {
     Scan { records, bad: None }
 }
 
+/// Whether the bad record at `offset` runs exactly to the end of the file: only zeros from
+/// there, a header or payload cut short by the end, or a last record that ends at the end
+/// with a bad checksum. (With no other evidence, that is what an interrupted final write
+/// leaves; damage with more records after it is not.)
+#[must_use]
+pub fn reaches_the_end(bytes: &[u8], offset: usize) -> bool {
+    let rest = bytes.get(offset..).unwrap_or_default();
+    if rest.len() < HEADER_BYTES || rest.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let len = u32::from_le_bytes(rest[0..4].try_into().expect("slice of four bytes")) as usize;
+    len <= MAX_PAYLOAD_BYTES && HEADER_BYTES + len >= rest.len()
+}
+
 /// The largest payload [`committed_batch_after`] considers (commit records are tiny).
 pub const COMMIT_PAYLOAD_MAX: usize = 32;
 

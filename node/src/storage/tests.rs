@@ -293,8 +293,11 @@ fn snapshot_compacts_the_log_file() {
     assert_eq!(expected.log.first_index(), Index(7));
     let bytes = fs::read(dir.path().join(LOG_FILE)).unwrap();
     let scan = record::scan(&bytes);
-    let Ok(LogRecord::Append(first)) = postcard::from_bytes(scan.records[0].payload) else {
-        panic!("the rewritten log starts with an append");
+    let Ok(LogRecord::Header { .. }) = postcard::from_bytes(scan.records[0].payload) else {
+        panic!("the rewritten log starts with its header");
+    };
+    let Ok(LogRecord::Append(first)) = postcard::from_bytes(scan.records[1].payload) else {
+        panic!("the header is followed by an append");
     };
     assert_eq!(
         first.first().map(|e| e.index),
