@@ -233,13 +233,26 @@ fn a_corrupt_synced_record_is_refused_after_a_power_failure() {
     let first = log_header().len() as u64;
     assert!(disk.corrupt(&log, first + record::HEADER_BYTES as u64 + 2, 3));
     disk.power_fail();
-    match open(&disk) {
-        Err(StorageError::Corrupt { path, offset, .. }) => {
-            assert_eq!((path, offset), (log.clone(), first));
-        }
-        other => panic!("expected a corruption error, got {other:?}"),
-    }
+    let (path, offset, _) = expect_corrupt(&disk);
+    assert_eq!((path, offset), (log.clone(), first));
     assert!(!disk.corrupt(&log, 1 << 20, 0), "past the end of the file");
+}
+
+/// Opens `disk`, which must be refused as corrupt; returns the file, offset and reason.
+fn expect_corrupt(disk: &SimDisk) -> (PathBuf, u64, String) {
+    match open(disk) {
+        Err(StorageError::Corrupt {
+            path,
+            offset,
+            reason,
+        }) => (path, offset, reason),
+        Ok((storage, report)) => panic!(
+            "expected a corruption error, but it opened (synced data cut?): last index {}, {:?}",
+            storage.durable().log.last_index(),
+            report.torn_tail
+        ),
+        Err(e) => panic!("expected a corruption error, got {e}"),
+    }
 }
 
 fn voted() -> HardState {
@@ -329,22 +342,9 @@ fn bit_rot_in_a_synced_record_before_a_zero_tail_is_refused() {
         let mut handle = disk.clone();
         handle.append(&log, &[0; 64]).unwrap();
         handle.sync_file(&log).unwrap();
-        match open(&disk) {
-            Err(StorageError::Corrupt {
-                path,
-                offset,
-                reason,
-            }) => {
-                assert_eq!((path, offset), (log.clone(), appends[1]));
-                assert!(reason.contains("before a batch committed"), "{reason}");
-            }
-            Ok((storage, report)) => panic!(
-                "a synced entry was cut: last index {}, {:?}",
-                storage.durable().log.last_index(),
-                report.torn_tail
-            ),
-            Err(e) => panic!("{e}"),
-        }
+        let (path, offset, reason) = expect_corrupt(&disk);
+        assert_eq!((path, offset), (log.clone(), appends[1]));
+        assert!(reason.contains("before a batch committed"), "{reason}");
     }
 }
 
@@ -370,15 +370,7 @@ fn bit_rot_in_a_rewritten_log_is_refused() {
     let log = Path::new(DIR).join(LOG_FILE);
     let first = log_header().len() as u64;
     assert!(disk.corrupt(&log, first + record::HEADER_BYTES as u64 + 5, 2));
-    match open(&disk) {
-        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, first),
-        Ok((storage, report)) => panic!(
-            "synced entries were cut: last index {}, {:?}",
-            storage.durable().log.last_index(),
-            report.torn_tail
-        ),
-        Err(e) => panic!("{e}"),
-    }
+    assert_eq!(expect_corrupt(&disk).1, first);
 }
 
 /// A log written before headers and commit records: damage with records after it is refused,
@@ -405,10 +397,7 @@ fn a_log_in_the_old_format_is_judged_as_before_and_rewritten() {
         (disk, log)
     };
     let (disk, _) = legacy(Some(record::HEADER_BYTES as u64 + 3), 0);
-    assert!(matches!(
-        open(&disk),
-        Err(StorageError::Corrupt { offset: 0, .. })
-    ));
+    assert_eq!(expect_corrupt(&disk).1, 0);
 
     let (disk, _) = legacy(None, 3);
     let (storage, report) = open(&disk).unwrap();
